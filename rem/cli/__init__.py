@@ -1,0 +1,45 @@
+"""The `rem` command line: one module per subcommand, each exposing `register(subparsers)`.
+
+A subcommand module adds its parser with `set_defaults(func=...)`; `func(args)` returns an
+exit code. Errors meant for the user are raised as `UserError` (or `ConfigError`) and
+printed without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rem.config import ConfigError
+
+# Subcommand modules under rem.cli, in help order.
+COMMANDS = ["evaluate"]
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as `rem: error: ...`, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rem", description="REM world-model agent on Atari 100k: train, evaluate, watch."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"rem.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ConfigError) as err:
+        print(f"rem {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

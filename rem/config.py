@@ -1,0 +1,327 @@
+"""Typed run configuration: dataclasses, YAML presets, variant files and dotted overrides.
+
+The dataclass defaults are the paper protocol (spec section 0, the cheat sheet);
+`config/presets/paper.yaml` spells the same values out so a reader sees them in one place.
+A run's config is resolved as: preset -> variant override file -> command-line overrides
+(`world_model.num_layers=3`). Unknown keys and values of the wrong type fail with a message
+that names the key and the file it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the key and the fix."""
+
+
+@dataclass
+class EnvConfig:
+    """Atari protocol (spec section 1)."""
+
+    frame_skip: int = 4
+    size: int = 64
+    train_max_raw_frames: int = 20_000  # TimeLimit counts raw frames (quirk 10.14)
+    test_max_raw_frames: int = 108_000
+    train_noop_max: int = 30
+    test_noop_max: int = 1  # the test env always takes exactly one no-op
+
+
+@dataclass
+class TokenizerConfig:
+    """VQ tokenizer (spec section 3). Tokens per frame derive from `num_downsample_steps`."""
+
+    vocab_size: int = 512
+    embed_dim: int = 256
+    base_channels: int = 32
+    z_channels: int = 256
+    num_downsample_steps: int = 3  # 3 -> 8x8 tokens, 4 -> 4x4 tokens (ablation)
+    perceptual_loss: bool = True
+    lpips_dropout_in_train: bool = True  # reference quirk 10.4 (faithful: active)
+    weights_dir: str = "~/.cache/rem/weights"  # VGG16 + LPIPS lin weights; env REM_WEIGHTS_DIR wins
+
+    @property
+    def tokens_per_frame(self) -> int:
+        side = 64 // 2**self.num_downsample_steps
+        return side * side
+
+
+@dataclass
+class WorldModelConfig:
+    """POP-RetNet world model (spec section 4)."""
+
+    pop: bool = True  # False = the no-POP ablation (token-by-token RetNet)
+    num_layers: int = 5
+    num_heads: int = 4
+    embed_dim: int = 256
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    max_blocks: int = 10
+    blocks_per_chunk: int = 3
+    context_length: int = 2
+    shared_embeddings: bool = True  # False = separate-wm-embeddings ablation
+    shared_prediction_token: bool = False
+    sample_imagined_reward_done: bool = True  # quirk 10.8 (faithful: sample)
+    no_pop_train_action_emb: bool = True  # fix of reference bug 4.8(b)
+
+
+@dataclass
+class ActorCriticConfig:
+    """Actor-critic (spec section 5)."""
+
+    kind: str = "lsac"  # "lsac" (latent) or "pixel" (no-latent-ac ablation)
+    include_action_inputs: bool = True  # False = no-action-input ablation
+    hidden_dim: int = 512
+    burn_in: int = 20
+    burnin_feed_actions: bool = False  # quirk 5.1 (faithful: obs-only burn-in)
+    imagination_horizon: int = 10
+    gamma: float = 0.995
+    lam: float = 0.95
+    entropy_weight: float = 0.001
+
+
+@dataclass
+class ComponentTrainingConfig:
+    """Schedule and optimiser of one component (spec sections 0 and 6.2)."""
+
+    start_after_epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    lr: float
+    max_grad_norm: float
+    weight_decay: float
+
+
+def _tok_training() -> ComponentTrainingConfig:
+    return ComponentTrainingConfig(5, 200, 128, 1e-4, 10.0, 0.01)
+
+
+def _wm_training() -> ComponentTrainingConfig:
+    return ComponentTrainingConfig(25, 200, 64, 2e-4, 100.0, 0.05)
+
+
+def _ac_training() -> ComponentTrainingConfig:
+    return ComponentTrainingConfig(50, 100, 128, 1e-4, 3.0, 0.01)
+
+
+@dataclass
+class TrainingConfig:
+    tokenizer: ComponentTrainingConfig = field(default_factory=_tok_training)
+    world_model: ComponentTrainingConfig = field(default_factory=_wm_training)
+    actor_critic: ComponentTrainingConfig = field(default_factory=_ac_training)
+
+
+@dataclass
+class CollectionConfig:
+    steps_per_epoch: int = 200
+    stop_after_epochs: int = 500
+    train_temperature: float = 1.0
+    train_epsilon: float = 0.01
+    test_temperature: float = 0.5
+
+
+@dataclass
+class EvaluationConfig:
+    every: int = 10
+    episodes: int = 16
+    final_episodes: int = 100  # stops at exactly N (the reference overshoots to 104)
+    num_envs: int = 8
+
+
+@dataclass
+class RunConfig:
+    epochs: int = 600
+    checkpoint_every: int = 50
+    device: str = "auto"  # auto = cuda if available
+    bf16: bool = False  # autocast on CUDA
+    tf32: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    save_media: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    collection: CollectionConfig = field(default_factory=CollectionConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.tokenizer.tokens_per_frame
+
+
+# ----------------------------------------------------------------------------- locations
+
+
+def config_dir() -> Path:
+    """The repository's `config/` folder (or `$REM_CONFIG_DIR`)."""
+    env = os.environ.get("REM_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "config"
+    if not (path / "presets").is_dir():
+        raise ConfigError(
+            f"config folder {path} has no presets/ folder; run from a clone of the repository "
+            "(pip install -e .) or set REM_CONFIG_DIR to its config/ folder"
+        )
+    return path
+
+
+def available(kind: str) -> list[str]:
+    """Names of the presets (`kind="presets"`) or variants (`kind="variants"`)."""
+    return sorted(p.stem for p in (config_dir() / kind).glob("*.yaml"))
+
+
+def _named_file(kind: str, name: str | Path) -> Path:
+    path = Path(name)
+    if path.suffix in {".yaml", ".yml"}:
+        if not path.is_file():
+            raise ConfigError(f"{kind[:-1]} file {path} does not exist")
+        return path
+    path = config_dir() / kind / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown {kind[:-1]} {str(name)!r}: no file {path}. "
+            f"Known {kind}: {', '.join(available(kind))}"
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------- merging
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        typ = args[0]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - only the types above appear in the dataclasses
+        return value
+    raise ConfigError(f"{source}: {key} must be {typ.__name__}, got {value!r}")
+
+
+def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {data!r}")
+    types_ = _field_types(type(obj))
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in types_:
+            raise ConfigError(
+                f"{source}: unknown key {dotted!r}; valid keys here: {', '.join(sorted(types_))}"
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, source, f"{dotted}.")
+        else:
+            setattr(obj, key, _coerce(value, types_[key], dotted, source))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`a.b.c=value` -> {"a": {"b": {"c": value}}}, value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type check cannot express."""
+    if cfg.actor_critic.kind not in {"lsac", "pixel"}:
+        raise ConfigError(f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}")
+    if not 1 <= cfg.tokenizer.num_downsample_steps <= 5:
+        raise ConfigError("tokenizer.num_downsample_steps must be in 1..5 (3 -> 8x8 tokens, 4 -> 4x4)")
+    if cfg.world_model.shared_embeddings and cfg.tokenizer.embed_dim != cfg.world_model.embed_dim:
+        raise ConfigError(
+            "world_model.shared_embeddings needs tokenizer.embed_dim == world_model.embed_dim "
+            f"(got {cfg.tokenizer.embed_dim} and {cfg.world_model.embed_dim})"
+        )
+    if cfg.world_model.embed_dim % cfg.world_model.num_heads:
+        raise ConfigError("world_model.embed_dim must be divisible by world_model.num_heads")
+    if cfg.world_model.context_length >= cfg.world_model.max_blocks:
+        raise ConfigError("world_model.context_length must be smaller than world_model.max_blocks")
+    for name in ("epochs", "checkpoint_every"):
+        if getattr(cfg.run, name) < 1:
+            raise ConfigError(f"run.{name} must be >= 1")
+    if cfg.evaluation.final_episodes < 1 or cfg.evaluation.num_envs < 1:
+        raise ConfigError("evaluation.final_episodes and evaluation.num_envs must be >= 1")
+
+
+def load_config(
+    preset: str | Path = "paper",
+    variant: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Config:
+    """Resolve preset -> variant -> overrides into a validated `Config`."""
+    cfg = Config()
+    path = _named_file("presets", preset)
+    _merge(cfg, _read_yaml(path), str(path))
+    if variant is not None:
+        path = _named_file("variants", variant)
+        _merge(cfg, _read_yaml(path), str(path))
+    for text in overrides:
+        _merge(cfg, parse_override(text), f"override {text!r}")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
+    """Rebuild a `Config` from `to_dict()` output (run manifests, checkpoints)."""
+    cfg = Config()
+    _merge(cfg, data, source)
+    validate(cfg)
+    return cfg
