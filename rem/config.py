@@ -229,6 +229,11 @@ def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
     elif typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif typ is str:
         if isinstance(value, str):
             return value
@@ -239,7 +244,7 @@ def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
 
 def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {data!r}")
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}")
     types_ = _field_types(type(obj))
     for key, value in data.items():
         dotted = f"{prefix}{key}"

@@ -14,7 +14,7 @@ import sys
 from rem.config import ConfigError
 
 # Subcommand modules under rem.cli, in help order.
-COMMANDS = ["evaluate"]
+COMMANDS = ["evaluate", "weights", "train", "summary", "bench", "results", "play", "video"]
 
 
 class UserError(Exception):

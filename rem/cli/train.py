@@ -1,0 +1,61 @@
+"""`rem train`: one training run into a run folder (resumes it if it has a checkpoint)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rem.cli import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one agent (game, seed, variant) into a run folder; resumes if interrupted",
+        description=(
+            "Train REM on one Atari 100k game. The run folder gets manifest.json, metrics.jsonl, "
+            "checkpoints/, media/, scores.json and finally COMPLETED. Re-running the same command "
+            "resumes from the last checkpoint; on a complete run it does nothing."
+        ),
+    )
+    parser.add_argument("--game", required=True, help="Atari 100k game, e.g. Breakout")
+    parser.add_argument("--seed", type=int, required=True, help="run seed")
+    parser.add_argument(
+        "--variant", default="rem", help="variant file in config/variants (default rem)"
+    )
+    parser.add_argument("--run-dir", required=True, help="run folder (created if missing)")
+    parser.add_argument(
+        "--preset", default="paper", help="preset in config/presets: paper or quick"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. run.epochs=10"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rem.config import load_config
+    from rem.games import check_game
+    from rem.training.checkpoint import CheckpointError
+    from rem.training.run_dir import RunDirError
+    from rem.training.trainer import train
+
+    try:
+        game = check_game(args.game)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    cfg = load_config(args.preset, args.variant, args.overrides)
+    try:
+        train(
+            cfg,
+            game=game,
+            seed=args.seed,
+            variant=args.variant,
+            run_dir=args.run_dir,
+            preset=args.preset,
+            overrides=list(args.overrides),
+        )
+    except (RunDirError, CheckpointError) as err:
+        raise UserError(str(err)) from err
+    return 0

@@ -1,0 +1,83 @@
+"""The Atari 100k game list, the 8-game ablation subset and game-name checking.
+
+Results files key scores by the bare game name (`Breakout`); the gymnasium env id is
+`<Game>NoFrameskip-v4` (spec section 1.1).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+# The 26 Atari 100k games, alphabetical (spec section 8.1; results JSON keys).
+ATARI_100K_GAMES: tuple[str, ...] = (
+    "Alien",
+    "Amidar",
+    "Assault",
+    "Asterix",
+    "BankHeist",
+    "BattleZone",
+    "Boxing",
+    "Breakout",
+    "ChopperCommand",
+    "CrazyClimber",
+    "DemonAttack",
+    "Freeway",
+    "Frostbite",
+    "Gopher",
+    "Hero",
+    "Jamesbond",
+    "Kangaroo",
+    "Krull",
+    "KungFuMaster",
+    "MsPacman",
+    "Pong",
+    "PrivateEye",
+    "Qbert",
+    "RoadRunner",
+    "Seaquest",
+    "UpNDown",
+)
+
+# The games of the paper's ablation study (spec section 8.1).
+ABLATION_GAMES: tuple[str, ...] = (
+    "Assault",
+    "Asterix",
+    "ChopperCommand",
+    "CrazyClimber",
+    "DemonAttack",
+    "Gopher",
+    "Krull",
+    "RoadRunner",
+)
+
+ENV_ID_SUFFIX = "NoFrameskip-v4"
+
+
+class UnknownGameError(ValueError):
+    """A game name outside the Atari 100k list; the message lists the valid names."""
+
+
+def check_game(name: str) -> str:
+    """Return `name` if it is one of the 26 games, else raise `UnknownGameError`.
+
+    Names are exact (they key results files and run folders), so `pong` or
+    `PongNoFrameskip-v4` are refused with a suggestion rather than silently rewritten.
+    """
+    if name in ATARI_100K_GAMES:
+        return name
+    bare = name[: -len(ENV_ID_SUFFIX)] if name.endswith(ENV_ID_SUFFIX) else name
+    by_lower = {g.lower(): g for g in ATARI_100K_GAMES}
+    suggestion = by_lower.get(bare.lower().replace("_", "").replace("-", ""))
+    if suggestion is None:
+        close = difflib.get_close_matches(bare, ATARI_100K_GAMES, n=1, cutoff=0.6)
+        suggestion = close[0] if close else None
+    hint = f" Did you mean {suggestion!r}?" if suggestion else ""
+    raise UnknownGameError(
+        f"unknown game {name!r}.{hint} Valid names (the 26 Atari 100k games, exact spelling): "
+        + ", ".join(ATARI_100K_GAMES)
+    )
+
+
+def env_id(game: str) -> str:
+    """`Breakout` -> `BreakoutNoFrameskip-v4` (the gymnasium id registered by ale-py)."""
+    return f"{check_game(game)}{ENV_ID_SUFFIX}"

@@ -1,0 +1,1 @@
+"""Neural network components: tokenizer, LPIPS, world models, actor-critics, agent."""

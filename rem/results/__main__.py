@@ -1,0 +1,5 @@
+import sys
+
+from rem.results.cli import main
+
+sys.exit(main())

@@ -1,0 +1,261 @@
+"""The paper's comparisons regenerated from the published scores (spec section 8).
+
+main:      SimPLe, DreamerV3, TWM, STORM, IRIS and REM on the 26 Atari 100k games (+ any
+           extra baseline the config names), aggregates with CIs, per-game table, IQM
+           headline, performance profiles and P(REM > baseline).
+ablations: REM and its five ablations on the 8-game subset, the same outputs plus the
+           summary figure; also REM vs every ablation on all games where it has runs
+           (no-pop covers 26 games with 3 to 5 runs: the ragged case).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rem.results import figures, tables
+from rem.results.bootstrap import (
+    aggregate_intervals,
+    improvement_intervals,
+    profile_intervals,
+)
+from rem.results.config import ResultsConfig
+from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
+from rem.results.studies import (
+    ABLATIONS,
+    EXTRA_COLOURS,
+    MAIN,
+    REFERENCE,
+    Algorithm,
+    extra_file,
+    study_outputs,
+)
+from rem.utils.atomic import atomic_write_text
+
+TAUS = np.linspace(0.0, 8.0, 201)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("rliable", "numpy", "scipy", "matplotlib"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def main_algorithms(cfg: ResultsConfig) -> tuple[list[Algorithm], list[str]]:
+    """The paper's algorithms plus the configured extras; also the extras that are absent."""
+    algos = list(MAIN)
+    missing = []
+    taken = {a.label for a in MAIN}
+    for i, name in enumerate(cfg.baselines_extra):
+        if name in taken:
+            raise ScoreFileError(
+                f"results.baselines_extra: {name!r} clashes with an algorithm of the paper's "
+                "comparison; rename the file"
+            )
+        if not cfg.extra_path(name).is_file():
+            missing.append(name)
+            continue
+        algos.append(Algorithm(name, extra_file(name), EXTRA_COLOURS[i % len(EXTRA_COLOURS)]))
+    # The reference goes last, as in the paper's figures.
+    algos.sort(key=lambda a: a.label == REFERENCE)
+    return algos, missing
+
+
+def _load(
+    cfg: ResultsConfig, algos: list[Algorithm], games: tuple[str, ...], known: tuple[str, ...]
+) -> dict[str, Scores]:
+    pub = Path(cfg.published_dir)
+    return {
+        a.label: load_scores(pub / a.file, name=a.label, known_games=known, required_games=games)
+        for a in algos
+    }
+
+
+def _provenance(
+    cfg: ResultsConfig, algos: list[Algorithm], raw: dict[str, Scores], missing: list[str]
+) -> str:
+    pub = Path(cfg.published_dir)
+    doc = {
+        "generated_by": "python -m rem.results paper",
+        "seed": cfg.seed,
+        "reps": {
+            "aggregates": cfg.reps_aggregates,
+            "profiles": cfg.reps_profiles,
+            "probability_of_improvement": cfg.reps_improvement,
+        },
+        "confidence": 0.95,
+        "method": "stratified bootstrap over runs per game, percentile CIs (rliable)",
+        "inputs": {
+            a.label: {
+                "file": a.file,
+                "sha256": _sha256(pub / a.file),
+                "runs_per_game": raw[a.label].run_counts(),
+            }
+            for a in algos
+        },
+        "references": {f: _sha256(pub / f) for f in ("RANDOM.json", "HUMAN.json")},
+        "missing_baselines": {m: str(cfg.extra_path(m)) for m in missing},
+        "versions": _versions(),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _missing_note(cfg: ResultsConfig, missing: list[str]) -> str:
+    if not missing:
+        return ""
+    items = ", ".join(f"{m} (expected {cfg.extra_path(m)})" for m in missing)
+    return f"\n**Missing baselines** listed in `results.baselines_extra` but not found: {items}.\n"
+
+
+def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
+    refs = load_references(cfg.published_dir)
+    games = refs.games
+    algos, missing = main_algorithms(cfg)
+    for m in missing:
+        print(
+            f"rem.results: baseline {m!r} is listed in results.baselines_extra but "
+            f"{cfg.extra_path(m)} does not exist; leaving it out",
+            file=sys.stderr,
+        )
+    raw = _load(cfg, algos, games, games)
+    hns = {name: refs.normalize(s) for name, s in raw.items()}
+    colours = figures.palette({a.label: a.colour for a in algos})
+
+    agg = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
+    profiles = profile_intervals(hns, TAUS, cfg.reps_profiles, cfg.seed)
+    baselines = [a.label for a in algos if a.label != REFERENCE]
+    pairs = {f"{REFERENCE},{b}": (hns[REFERENCE], hns[b]) for b in baselines}
+    poi = improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
+
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(games)
+    note = _missing_note(cfg, missing)
+    tables.write_aggregates_csv(out / "aggregates.csv", agg)
+    atomic_write_text(
+        out / "aggregates.md",
+        tables.aggregates_markdown(
+            agg,
+            f"Aggregate human-normalised scores on the {n} Atari 100k games: point estimate "
+            "[95% stratified-bootstrap CI].",
+        )
+        + note,
+    )
+    table = tables.PerGameTable(raw, refs, agg, games)
+    table.write_csv(out / "per_game.csv")
+    caption = f"Mean raw score per game (Atari 100k, {n} games); aggregates of human-normalised scores below."
+    atomic_write_text(out / "per_game.md", table.markdown(caption) + note)
+    atomic_write_text(out / "per_game.tex", table.latex(caption, "tab:atari100k"))
+    tables.write_interval_csv(out / "probability_of_improvement.csv", "pair", poi)
+    tables.write_profiles_csv(out / "performance_profile.csv", TAUS, profiles)
+    atomic_write_text(out / "provenance.json", _provenance(cfg, algos, raw, missing))
+
+    figures.save(figures.aggregates_figure(agg, colours), out, "aggregates")
+    figures.save(figures.iqm_figure(agg, colours, REFERENCE), out, "iqm")
+    figures.save(figures.profile_figure(profiles, TAUS, colours), out, "performance_profile")
+    figures.save(
+        figures.improvement_figure(poi, [colours[b] for b in baselines]),
+        out,
+        "probability_of_improvement",
+    )
+    return [out / f for f in study_outputs("main")]
+
+
+def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
+    refs = load_references(cfg.published_dir)
+    known = refs.games
+    games = tuple(cfg.ablation_games)
+    unknown = [g for g in games if g not in known]
+    if unknown:
+        raise ScoreFileError(
+            f"results.ablation_games: unknown games {unknown}; valid games are {', '.join(known)}"
+        )
+    algos = list(ABLATIONS)
+    raw = _load(cfg, algos, games, known)
+    hns = {name: refs.normalize(s) for name, s in raw.items()}
+    colours = figures.palette({a.label: a.colour for a in algos})
+
+    agg = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
+    profiles = profile_intervals(hns, TAUS, cfg.reps_profiles, cfg.seed)
+    others = [a.label for a in algos if a.label != REFERENCE]
+    pairs = {f"{REFERENCE},{b}": (hns[REFERENCE], hns[b]) for b in others}
+    poi = improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
+
+    # REM vs each ablation on every game where the ablation has runs (ragged for no-pop).
+    wide = {}
+    for a in algos[1:]:
+        path = Path(cfg.published_dir) / a.file
+        full = load_scores(path, name=a.label, known_games=known, required_games=None)
+        if set(full.games) > set(games):
+            rem = _load(cfg, algos[:1], full.games, known)[REFERENCE]
+            wide[f"{REFERENCE} ({len(full.games)} games)"] = refs.normalize(rem)
+            wide[f"{a.label} ({len(full.games)} games)"] = refs.normalize(full)
+    wide_agg = aggregate_intervals(wide, cfg.reps_aggregates, cfg.seed) if wide else {}
+
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(games)
+    tables.write_aggregates_csv(out / "ablations_aggregates.csv", agg)
+    tables.write_aggregates_csv(out / "ablations_all_games_aggregates.csv", wide_agg)
+    md = tables.aggregates_markdown(
+        agg,
+        f"Ablations on the {n}-game subset ({', '.join(games)}): human-normalised aggregates, "
+        "point estimate [95% stratified-bootstrap CI].",
+    )
+    if wide_agg:
+        counts = "; ".join(
+            tables._run_note({k: s}).removeprefix("Runs: ").rstrip(".") for k, s in wide.items()
+        )
+        md += "\n" + tables.aggregates_markdown(
+            wide_agg,
+            "REM vs ablations with runs beyond the subset, on all the games they cover. Run "
+            f"counts differ per game ({counts}); each game keeps equal weight "
+            "(see rem/results/metrics.py).",
+        )
+    atomic_write_text(out / "ablations_aggregates.md", md)
+    table = tables.PerGameTable(raw, refs, agg, games)
+    table.write_csv(out / "ablations_per_game.csv")
+    caption = f"Ablations: mean raw score per game on the {n}-game subset; aggregates of human-normalised scores below."
+    atomic_write_text(out / "ablations_per_game.md", table.markdown(caption))
+    atomic_write_text(out / "ablations_per_game.tex", table.latex(caption, "tab:ablations"))
+    tables.write_interval_csv(out / "ablations_probability_of_improvement.csv", "pair", poi)
+    tables.write_profiles_csv(out / "ablations_performance_profile.csv", TAUS, profiles)
+    atomic_write_text(out / "ablations_provenance.json", _provenance(cfg, algos, raw, []))
+
+    figures.save(figures.aggregates_figure(agg, colours), out, "ablations_aggregates")
+    figures.save(
+        figures.profile_figure(profiles, TAUS, colours), out, "ablations_performance_profile"
+    )
+    figures.save(
+        figures.improvement_figure(poi, [colours[b] for b in others]),
+        out,
+        "ablations_probability_of_improvement",
+    )
+    figures.save(figures.summary_figure(poi, agg, colours, REFERENCE), out, "ablations_summary")
+    return [out / f for f in study_outputs("ablations")]
+
+
+def run_paper(
+    cfg: ResultsConfig, out: str | Path, studies: tuple[str, ...] = ("main", "ablations")
+) -> list[Path]:
+    out = Path(out)
+    written: list[Path] = []
+    for study in studies:
+        if study == "main":
+            written += run_main(cfg, out)
+        elif study == "ablations":
+            written += run_ablations(cfg, out)
+        else:
+            raise ValueError(f"unknown study {study!r}; expected main or ablations")
+    return written

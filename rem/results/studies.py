@@ -1,0 +1,130 @@
+"""The studies: which published files each one reads and which files it writes.
+
+One definition shared by the code and the Snakemake rules (workflow/rules/paper.smk), kept
+free of heavy imports so that the workflow can import it at parse time.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+REFERENCE = "REM"
+REFERENCE_FILES = ("RANDOM.json", "HUMAN.json")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    label: str
+    file: str  # relative to the published folder
+    colour: int  # index into seaborn's colorblind palette
+
+
+# The paper's main comparison, in its order and colours (spec 8.2, results.py).
+MAIN = (
+    Algorithm("SimPLe", "SimPLe.json", 7),
+    Algorithm("DreamerV3", "dreamerv3.json", 4),
+    Algorithm("TWM", "TWM.json", 0),
+    Algorithm("STORM", "STORM.json", 6),
+    Algorithm("IRIS", "IRIS.json", 2),
+    Algorithm("REM", "REM.json", 1),
+)
+EXTRA_COLOURS = (3, 5, 8, 9)  # palette entries the paper leaves free
+# Ablations (spec 8.3, ablation_results.py); the files name the variants of config/variants/.
+ABLATIONS = (
+    Algorithm("REM", "REM.json", 1),
+    Algorithm("No POP", "ablations/ablation-no-pop.json", 0),
+    Algorithm("Separate WM emb.", "ablations/ablation-separate-wm-embeddings.json", 2),
+    Algorithm("4x4 tokenizer", "ablations/ablation-4x4-tokenizer.json", 3),
+    Algorithm("No latent AC", "ablations/ablation-no-latent-ac.json", 4),
+    Algorithm("AC w/o action inputs", "ablations/ablation-no-action-input.json", 5),
+)
+
+
+def cli_flags(settings: dict, *, profiles: bool = True) -> str:
+    """The workflow's `results:` settings as flags of `python -m rem.results paper|report`.
+
+    Only the keys that are set; the report takes all of them except reps_profiles.
+    """
+    flags = []
+    keys = ["published_dir", "seed", "reps_aggregates", "reps_improvement"]
+    keys += ["reps_profiles"] if profiles else []
+    for key in keys:
+        if settings.get(key) is not None:
+            flags.append(f"--{key.replace('_', '-')} {shlex.quote(str(settings[key]))}")
+    return " ".join(flags)
+
+
+def extra_file(name: str) -> str:
+    """Where an extra baseline NAME lives, relative to the published folder."""
+    return f"extra/{name}.json"
+
+
+def study_inputs(study: str, published_dir: str, baselines_extra: list[str] = ()) -> list[str]:
+    """Published files a study reads; extras that do not exist are left out (reported later)."""
+    pub = Path(published_dir)
+    algos = MAIN if study == "main" else ABLATIONS
+    files = [str(pub / f) for f in REFERENCE_FILES] + [str(pub / a.file) for a in algos]
+    if study == "main":
+        files += [
+            str(pub / extra_file(n)) for n in baselines_extra if (pub / extra_file(n)).is_file()
+        ]
+    return files
+
+
+FIGURE_FORMATS = ("png", "pdf")
+
+MAIN_TABLES = (
+    "aggregates.csv",
+    "aggregates.md",
+    "per_game.csv",
+    "per_game.md",
+    "per_game.tex",
+    "probability_of_improvement.csv",
+    "performance_profile.csv",
+    "provenance.json",
+)
+MAIN_FIGURES = ("aggregates", "iqm", "performance_profile", "probability_of_improvement")
+
+ABLATION_TABLES = (
+    "ablations_aggregates.csv",
+    "ablations_aggregates.md",
+    "ablations_all_games_aggregates.csv",
+    "ablations_per_game.csv",
+    "ablations_per_game.md",
+    "ablations_per_game.tex",
+    "ablations_probability_of_improvement.csv",
+    "ablations_performance_profile.csv",
+    "ablations_provenance.json",
+)
+ABLATION_FIGURES = (
+    "ablations_aggregates",
+    "ablations_performance_profile",
+    "ablations_probability_of_improvement",
+    "ablations_summary",
+)
+
+REPORT_FILES = (
+    "reproduction.md",
+    "per_game.csv",
+    "aggregates.csv",
+    "probability_of_improvement.csv",
+    "runs.csv",
+)
+REPORT_FIGURES = ("aggregates", "learning_curves")
+
+
+def figure_files(stems: tuple[str, ...]) -> list[str]:
+    return [f"{stem}.{fmt}" for stem in stems for fmt in FIGURE_FORMATS]
+
+
+def study_outputs(study: str) -> list[str]:
+    """File names (relative to the output folder) that `study` writes."""
+    if study == "main":
+        return list(MAIN_TABLES) + figure_files(MAIN_FIGURES)
+    if study == "ablations":
+        return list(ABLATION_TABLES) + figure_files(ABLATION_FIGURES)
+    if study == "report":
+        return list(REPORT_FILES) + [f"{stem}.png" for stem in REPORT_FIGURES]
+    raise ValueError(f"unknown study {study!r}; expected main, ablations or report")

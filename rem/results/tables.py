@@ -1,0 +1,172 @@
+"""Tables: CSV (full precision), Markdown and LaTeX (rounded, best entry in bold)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from rem.results.bootstrap import Interval
+from rem.results.metrics import METRIC_LABELS, METRICS
+from rem.results.scores import References, Scores
+from rem.utils.atomic import atomic_write_text
+
+AGGREGATE_COLUMNS = ("algorithm", "metric", "estimate", "ci_low", "ci_high")
+LOWER_IS_BETTER = {"optimality_gap"}
+
+
+def _num(x: float) -> str:
+    """Shortest exact text for a float (repr); integers without '.0'."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _csv(rows: list[list[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_aggregates_csv(path: Path, intervals: dict[str, Interval]) -> None:
+    rows: list[list[object]] = [list(AGGREGATE_COLUMNS)]
+    for name, iv in intervals.items():
+        for k, metric in enumerate(METRICS):
+            rows.append([name, metric, _num(iv.estimate[k]), _num(iv.low[k]), _num(iv.high[k])])
+    atomic_write_text(path, _csv(rows))
+
+
+def write_interval_csv(path: Path, key: str, intervals: dict[str, Interval]) -> None:
+    """One row per key (e.g. an algorithm pair 'X,Y'): key, estimate, ci_low, ci_high."""
+    rows: list[list[object]] = [[key, "estimate", "ci_low", "ci_high"]]
+    for name, iv in intervals.items():
+        rows.append([name, _num(iv.estimate[0]), _num(iv.low[0]), _num(iv.high[0])])
+    atomic_write_text(path, _csv(rows))
+
+
+def write_profiles_csv(path: Path, taus: np.ndarray, profiles: dict[str, Interval]) -> None:
+    rows: list[list[object]] = [["algorithm", "tau", "estimate", "ci_low", "ci_high"]]
+    for name, iv in profiles.items():
+        for t, tau in enumerate(taus):
+            rows.append([name, _num(tau), _num(iv.estimate[t]), _num(iv.low[t]), _num(iv.high[t])])
+    atomic_write_text(path, _csv(rows))
+
+
+def _fmt_ci(iv: Interval, k: int, metric: str) -> str:
+    if metric == "superhuman":
+        return f"{iv.estimate[k]:.0f} [{iv.low[k]:.0f}, {iv.high[k]:.0f}]"
+    return f"{iv.estimate[k]:.3f} [{iv.low[k]:.3f}, {iv.high[k]:.3f}]"
+
+
+def aggregates_markdown(intervals: dict[str, Interval], caption: str) -> str:
+    header = ["Algorithm"] + [
+        METRIC_LABELS[m] + (" (lower is better)" if m in LOWER_IS_BETTER else "") for m in METRICS
+    ]
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, iv in intervals.items():
+        cells = [name] + [_fmt_ci(iv, k, m) for k, m in enumerate(METRICS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _run_note(raw: dict[str, Scores]) -> str:
+    """Say which algorithms have unequal or non-5 run counts (never hidden)."""
+    notes = []
+    for name, s in raw.items():
+        counts = s.run_counts()
+        values = sorted(set(counts.values()))
+        if len(values) == 1:
+            notes.append(f"{name}: {values[0]} runs per game")
+        else:
+            common = max(values, key=lambda v: sum(c == v for c in counts.values()))
+            odd = ", ".join(f"{g} {c}" for g, c in counts.items() if c != common)
+            notes.append(f"{name}: {common} runs per game except {odd}")
+    return "Runs: " + "; ".join(notes) + "."
+
+
+class PerGameTable:
+    """Per-game mean raw scores with Random and Human, plus aggregate rows."""
+
+    def __init__(
+        self,
+        raw: dict[str, Scores],
+        refs: References,
+        intervals: dict[str, Interval],
+        games: tuple[str, ...],
+    ) -> None:
+        self.raw, self.refs, self.intervals, self.games = raw, refs, intervals, games
+        self.names = list(raw)
+
+    def write_csv(self, path: Path) -> None:
+        header: list[object] = ["game", "Random", "Human"]
+        for name in self.names:
+            header += [name, f"{name} runs"]
+        rows = [header]
+        for g in self.games:
+            row: list[object] = [g, _num(self.refs.random[g]), _num(self.refs.human[g])]
+            for name in self.names:
+                runs = self.raw[name].runs[g]
+                row += [_num(np.mean(runs)), len(runs)]
+            rows.append(row)
+        atomic_write_text(path, _csv(rows))
+
+    def _cells(self, bold) -> tuple[list[str], list[list[str]]]:
+        def mark_best(texts: list[str], lower: bool = False) -> list[str]:
+            # Compare what is printed, so that ties at the shown precision are all bold.
+            values = [float(t) for t in texts]
+            best = min(values) if lower else max(values)
+            return [bold(t) if v == best else t for t, v in zip(texts, values)]
+
+        header = ["Game", "Random", "Human", *self.names]
+        body = []
+        for g in self.games:
+            means = [f"{np.mean(self.raw[n].runs[g]):.1f}" for n in self.names]
+            cells = [g, f"{self.refs.random[g]:.1f}", f"{self.refs.human[g]:.1f}"]
+            body.append(cells + mark_best(means))
+        for k, metric in enumerate(METRICS):
+            fmt = "{:.0f}" if metric == "superhuman" else "{:.3f}"
+            values = [fmt.format(self.intervals[n].estimate[k]) for n in self.names]
+            label = METRIC_LABELS[metric] + (
+                " (lower is better)" if metric in LOWER_IS_BETTER else ""
+            )
+            body.append([label, "", ""] + mark_best(values, metric in LOWER_IS_BETTER))
+        return header, body
+
+    def markdown(self, caption: str) -> str:
+        header, body = self._cells(lambda s: f"**{s}**")
+        lines = [caption, "", "| " + " | ".join(header) + " |"]
+        lines.append("|---|" + "---:|" * (len(header) - 1))
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        lines += ["", _run_note(self.raw)]
+        return "\n".join(lines) + "\n"
+
+    def latex(self, caption: str, label: str) -> str:
+        def esc(s: str) -> str:
+            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                         ("#", r"\#"), ("$", r"\$")):  # fmt: skip
+                s = s.replace(a, b)
+            return s
+
+        header, body = self._cells(lambda s: rf"\textbf{{{s}}}")
+        n = len(self.games)
+        lines = [
+            "% Generated by rem.results; needs \\usepackage{booktabs}.",
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\small",
+            rf"\caption{{{esc(caption)} {esc(_run_note(self.raw))}}}",
+            rf"\label{{{label}}}",
+            r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+            r"\toprule",
+            " & ".join(esc(h) for h in header) + r" \\",
+            r"\midrule",
+        ]
+        for i, row in enumerate(body):
+            if i == n:
+                lines.append(r"\midrule")
+            cells = [esc(row[0])] + [c if c.startswith(r"\textbf") else esc(c) for c in row[1:]]
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        return "\n".join(lines) + "\n"

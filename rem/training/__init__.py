@@ -1,0 +1,1 @@
+"""Training runs: epoch loop, checkpoints and resume, run folder, metrics and media."""

@@ -1,0 +1,541 @@
+"""The training run (spec section 6): epoch loop, evaluation, checkpoints, final scores.
+
+Per epoch e = 1..E (paper: 600):
+  1. e <= collection.stop_after_epochs: collect `steps_per_epoch` train steps (train policy);
+  2. tokenizer (e > start), world model (e > start), actor-critic (e > start): each
+     `steps_per_epoch` AdamW steps with the global grad norm logged before clipping;
+     components are put in eval mode after their block (the WM trains on a fixed tokenizer,
+     the AC imagines with a fixed tokenizer and WM);
+  3. e % evaluation.every == 0 and e >= tokenizer start: evaluation block (6.3);
+  4. metrics line; e % run.checkpoint_every == 0 or e == E: checkpoint (6.4).
+After epoch E: exactly `evaluation.final_episodes` test episodes with the test policy ->
+scores.json, then COMPLETED.
+
+Resume: the committed checkpoint restores models, optimisers, replay, the collector (env
+state + unfinished episode), the samplers' and policies' generators and the global RNGs, so
+with `run.deterministic=true` on CPU a killed-and-resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from rem.config import ComponentTrainingConfig, Config, ConfigError
+from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
+from rem.training.faults import maybe_kill
+from rem.training.media import EpisodeSaver, save_reconstructions
+from rem.training.metrics import MetricsLogger
+from rem.training.rng import configure_determinism, rng_state, seed_everything, set_rng_state
+from rem.training.run_dir import RunDir, device_info
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"run.device={name!r} is not a torch device (use auto, cpu, cuda, cuda:1)"
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"run.device={name!r} but CUDA is not available; use run.device=cpu or auto"
+        )
+    return device
+
+
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed for one purpose (env, sampler, evaluation at epoch e) of a run seed."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+# Purposes of derived seeds (first element of `derived_seed`'s parts after the run seed).
+SEED_TRAIN_ENV, SEED_SAMPLER, SEED_TRAIN_POLICY, SEED_TEST_POLICY, SEED_EVAL = range(1, 6)
+FINAL = 10**6  # "epoch" of the final evaluation's seed
+
+
+@dataclass
+class Component:
+    """One trained module with its optimiser, schedule, batch source and loss."""
+
+    name: str
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    cfg: ComponentTrainingConfig
+    sampler: Any  # SegmentSampler
+    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+
+    def active(self, epoch: int) -> bool:
+        return epoch > self.cfg.start_after_epochs and self.cfg.steps_per_epoch > 0
+
+
+def _mean_metrics(rows: list[dict[str, float]], prefix: str) -> dict[str, float]:
+    sums: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        for key, value in row.items():
+            sums[key].append(float(value))
+    return {f"{prefix}/{k}": float(np.mean(v)) for k, v in sums.items()}
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        game: str,
+        seed: int,
+        variant: str,
+        run_dir: str | Path,
+        preset: str = "paper",
+        overrides: list[str] | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.cfg, self.game, self.seed, self.variant = cfg, game, seed, variant
+        self.preset, self.overrides = str(preset), list(overrides or [])
+        self.run = RunDir(run_dir)
+        self.log = log
+        self.identity = {"game": game, "variant": variant, "seed": seed, "config": cfg.to_dict()}
+        self.device = resolve_device(cfg.run.device)
+        if cfg.run.compile:
+            raise ConfigError(
+                "run.compile=true is not supported by the trainer yet; use run.compile=false"
+            )
+        self.show_progress = sys.stderr.isatty()
+
+    # ------------------------------------------------------------------ setup
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        enabled = self.cfg.run.bf16 and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _setup(self, replay_dir: Path | None) -> None:
+        """Build everything; `replay_dir` = the checkpoint's replay when resuming."""
+        from rem.data.collector import Collector
+        from rem.data.replay import Replay
+        from rem.data.sampler import SegmentSampler, batch_to_device
+        from rem.envs.atari import make_env, num_actions
+        from rem.evaluation.agent_policy import AgentPolicy
+        from rem.models.agent import build_agent
+        from rem.models.optim import build_optimizers
+
+        cfg, device = self.cfg, self.device
+        configure_determinism(cfg.run.deterministic)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = cfg.run.tf32
+            torch.backends.cudnn.allow_tf32 = cfg.run.tf32
+        seed_everything(self.seed)
+        self.num_actions = num_actions(self.game)
+        # Resuming: the checkpoint holds the frozen LPIPS tensors, no weight files needed.
+        self.agent = build_agent(
+            cfg, self.num_actions, load_perceptual_weights=replay_dir is None
+        ).to(device)
+        self.optimizers = build_optimizers(self.agent, cfg)
+        self.replay = Replay.load(replay_dir) if replay_dir is not None else Replay()
+        self.env = make_env(
+            self.game, train=True, seed=derived_seed(self.seed, SEED_TRAIN_ENV), cfg=cfg.env
+        )
+        self.collector = Collector(self.env, self.replay, burn_in=cfg.actor_critic.burn_in)
+        self.to_device = lambda batch: batch_to_device(batch, device)
+        policies = {}
+        for name, temperature, epsilon, purpose in (
+            (
+                "train",
+                cfg.collection.train_temperature,
+                cfg.collection.train_epsilon,
+                SEED_TRAIN_POLICY,
+            ),
+            ("test", cfg.collection.test_temperature, 0.0, SEED_TEST_POLICY),
+        ):
+            policies[name] = AgentPolicy(
+                self.agent,
+                temperature,
+                epsilon,
+                device,
+                num_actions=self.num_actions,
+                seed=derived_seed(self.seed, purpose),
+            )
+            policies[name].autocast = cfg.run.bf16 and device.type == "cuda"
+        self.train_policy, self.test_policy = policies["train"], policies["test"]
+
+        tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
+        context = cfg.world_model.context_length
+        agent = self.agent
+        # One sampler per component: (batch, segment length, context, padding) of spec 2.3.
+        shapes = {
+            "tokenizer": (tok.batch_size, 1, 0, "right"),
+            "world_model": (wm.batch_size, cfg.world_model.max_blocks, context, "right"),
+            "actor_critic": (ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left"),
+        }
+        self.samplers = {
+            name: SegmentSampler(
+                self.replay,
+                batch_size=b,
+                segment_length=s,
+                context=c,
+                padding=pad,
+                rng=np.random.default_rng(derived_seed(self.seed, SEED_SAMPLER, i)),
+            )
+            for i, (name, (b, s, c, pad)) in enumerate(shapes.items())
+        }
+        losses = {
+            "tokenizer": agent.tokenizer.compute_loss,
+            "world_model": lambda batch: agent.world_model.compute_loss(batch, agent.tokenizer),
+            "actor_critic": lambda batch: agent.actor_critic.compute_loss(
+                batch, agent.tokenizer, agent.world_model
+            ),
+        }
+        self.components = [
+            Component(
+                name,
+                getattr(agent, name),
+                getattr(self.optimizers, name),
+                getattr(cfg.training, name),
+                self.samplers[name],
+                losses[name],
+            )
+            for name in ("tokenizer", "world_model", "actor_critic")
+        ]
+        self.num_test_episodes = 0
+        media = self.run.media / "episodes"
+        self.savers = {k: EpisodeSaver(media, k) for k in ("train", "test", "imagination")}
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "agent": self.agent.state_dict(),
+            "optimizers": self.optimizers.state_dict(),
+            "collector": self.collector.state_dict(),
+            "samplers": {k: s.rng.bit_generator.state for k, s in self.samplers.items()},
+            "train_policy": self.train_policy.state_dict(),
+            "test_policy": self.test_policy.state_dict(),
+            "num_test_episodes": self.num_test_episodes,
+            "rng": rng_state(),
+            "identity": self.identity,
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.optimizers.load_state_dict(state["optimizers"])
+        self.collector.load_state_dict(state["collector"])
+        for key, sampler in self.samplers.items():
+            sampler.rng.bit_generator.state = state["samplers"][key]
+        self.train_policy.load_state_dict(state["train_policy"])
+        self.test_policy.load_state_dict(state["test_policy"])
+        self.num_test_episodes = state["num_test_episodes"]
+        set_rng_state(state["rng"])
+
+    def _checkpoint(self, epoch: int) -> None:
+        save_checkpoint(self.run.checkpoints, epoch, self.state_dict(epoch), self.replay.save)
+
+    # ------------------------------------------------------------------ phases
+
+    def _collect(self, epoch: int) -> dict[str, Any]:
+        self.agent.eval()
+        replay = self.replay
+        unfinished = {i for i in replay.ids() if not replay[i].ended}
+        before = set(replay.ids())
+        stats = self.collector.collect(self.train_policy, self.cfg.collection.steps_per_epoch)
+        if self.cfg.run.save_media:
+            for i in replay.ids():
+                if replay[i].ended and (i not in before or i in unfinished):
+                    self.savers["train"].save(replay[i], i, epoch)
+        return {
+            "collection/steps": stats.steps,
+            "collection/episodes": stats.episodes,
+            "collection/return": float(np.mean(stats.returns)) if stats.returns else None,
+            "collection/length": float(np.mean(stats.lengths)) if stats.lengths else None,
+            "collection/total_steps": self.collector.total_steps,
+            "collection/total_episodes": self.collector.total_episodes,
+            "replay/steps": replay.num_steps,
+            "replay/episodes": len(replay),
+        }
+
+    def _train_component(self, comp: Component, epoch: int) -> dict[str, float]:
+        comp.module.train()
+        comp.sampler.rebuild()  # snapshot of the replay as this component's epoch starts
+        params = [p for group in comp.optimizer.param_groups for p in group["params"]]
+        rows, norms = [], []
+        steps = range(comp.cfg.steps_per_epoch)
+        bar = tqdm(
+            steps, desc=f"epoch {epoch} {comp.name}", leave=False, disable=not self.show_progress
+        )
+        for _ in bar:
+            batch = self.to_device(comp.sampler.sample())
+            comp.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss, metrics = comp.loss(batch)
+            loss.backward()
+            # clip_grad_norm_ returns the total norm *before* clipping (what the spec logs)
+            norm = nn.utils.clip_grad_norm_(params, comp.cfg.max_grad_norm)
+            comp.optimizer.step()
+            rows.append(metrics)
+            norms.append(norm.detach())  # read once after the loop, not a sync per step
+            if self.show_progress:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        norms = torch.stack(norms).float().tolist()
+        comp.module.eval()
+        out = _mean_metrics(rows, f"{comp.name}/train")
+        out.update(
+            {
+                f"{comp.name}/train/grad_norm_mean": float(np.mean(norms)),
+                f"{comp.name}/train/grad_norm_max": float(np.max(norms)),
+                f"{comp.name}/train/grad_norm_min": float(np.min(norms)),
+            }
+        )
+        return out
+
+    def _test_episodes(self, episodes: int, seed: int, keep: bool):
+        from rem.evaluation.evaluate import evaluate
+
+        self.agent.eval()
+        return evaluate(
+            self.game,
+            self.test_policy,
+            episodes,
+            seed,
+            self.cfg.evaluation.num_envs,
+            self.cfg.env,
+            progress=self.show_progress,
+            keep_trajectories=keep,
+        )
+
+    @torch.no_grad()
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        """Spec 6.3: fresh test episodes, then component evaluations on them."""
+        from rem.data.replay import Replay
+        from rem.data.sampler import SegmentSampler
+
+        cfg, agent = self.cfg, self.agent
+        tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
+        context = cfg.world_model.context_length
+        result = self._test_episodes(
+            cfg.evaluation.episodes, derived_seed(self.seed, SEED_EVAL, epoch), keep=True
+        )
+        metrics: dict[str, Any] = {
+            "test/return_mean": result.mean_return,
+            "test/return_std": result.std_return,
+            "test/length_mean": float(np.mean(result.lengths)),
+            "test/episodes": result.episodes,
+            "test/returns": result.returns,
+        }
+        test = Replay()  # the test dataset is rebuilt at every evaluation (spec 1.3)
+        for episode in result.trajectories:
+            episode_id = test.add(episode)
+            if cfg.run.save_media:
+                self.savers["test"].save(episode, self.num_test_episodes + episode_id, epoch)
+        self.num_test_episodes += len(result.trajectories)
+        rng = np.random.default_rng(derived_seed(self.seed, SEED_EVAL, epoch, 1))
+
+        def sampler(batch: int, length: int, ctx: int, padding: str) -> SegmentSampler | None:
+            s = SegmentSampler(
+                test, batch_size=batch, segment_length=length, context=ctx, padding=padding, rng=rng
+            )
+            return s if s.rebuild() > 0 else None
+
+        with self._autocast():
+            if epoch > tok.start_after_epochs and (s := sampler(tok.batch_size, 1, 0, "right")):
+                rows = [
+                    agent.tokenizer.compute_loss(self.to_device(s.sample()))[1]
+                    for _ in range(math.ceil(len(s) / tok.batch_size))
+                ]  # every test frame once (the last batch wraps around)
+                metrics.update(_mean_metrics(rows, "tokenizer/eval"))
+            s = sampler(wm.batch_size, cfg.world_model.max_blocks, context, "right")
+            if epoch > wm.start_after_epochs and s is not None:
+                n = max(1, math.ceil(len(s) / 10 / wm.batch_size))  # ~ a tenth of the sequences
+                rows = [
+                    agent.world_model.compute_loss(self.to_device(s.sample()), agent.tokenizer)[1]
+                    for _ in range(n)
+                ]
+                metrics.update(_mean_metrics(rows, "world_model/eval"))
+            s = sampler(ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left")
+            if epoch > ac.start_after_epochs and s is not None:
+                metrics.update(self._inspect_imagination(s.sample(), epoch))
+        if cfg.run.save_media and epoch > tok.start_after_epochs:
+            s = sampler(3, 10, 0, "right")
+            if s is not None:
+                x = self.to_device(s.sample())["observations"]
+                recon = agent.tokenizer.reconstruct(x.flatten(0, 1)).view_as(x)
+                save_reconstructions(self.run.media / "reconstructions", epoch, x, recon)
+        return metrics
+
+    def _inspect_imagination(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
+        """Spec 5.5: one imagination rollout from test segments; returns, lengths, actions."""
+        from rem.data.episode import Episode
+
+        agent = self.agent
+        rollout = agent.actor_critic.imagine(
+            self.to_device(batch), agent.tokenizer, agent.world_model
+        )
+        b, h, k = rollout.tokens.shape
+        frames = agent.tokenizer.decode(
+            agent.tokenizer.codes_from_tokens(rollout.tokens.flatten(0, 1))
+        )
+        frames = (frames.float() * 255).round().to(torch.uint8).view(b, h, *frames.shape[1:]).cpu()
+        actions = rollout.actions.cpu().numpy()
+        rewards = rollout.rewards.float().cpu().numpy()
+        dones = rollout.dones.cpu().numpy().astype(np.uint8)
+        episodes = [Episode(frames[i].numpy(), actions[i], rewards[i], dones[i]) for i in range(b)]
+        if self.cfg.run.save_media:
+            base = (epoch - self.cfg.training.actor_critic.start_after_epochs - 1) * b
+            for i, episode in enumerate(episodes):
+                self.savers["imagination"].save(episode, base + i, epoch)
+        histogram = np.bincount(actions.ravel(), minlength=self.num_actions) / actions.size
+        return {
+            "imagination/return_mean": float(np.mean([e.total_return for e in episodes])),
+            "imagination/length_mean": float(np.mean([len(e) for e in episodes])),
+            "imagination/action_histogram": [float(x) for x in histogram],
+        }
+
+    # ------------------------------------------------------------------ main loop
+
+    def fit(self) -> dict[str, Any] | None:
+        run = self.run
+        run.check_identity(self.identity)  # first: a complete run of another config refuses too
+        if run.is_complete():
+            self.log(f"{run.path} is complete (COMPLETED exists); nothing to do")
+            return None
+        with run.lock():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
+        cfg, run = self.cfg, self.run
+        clean_debris(run.checkpoints)
+        start, state, folder = 1, None, None
+        if read_latest(run.checkpoints) is not None:
+            state, folder = load_checkpoint(run.checkpoints, map_location=self.device)
+        self._setup(folder / "replay" if folder is not None else None)
+        if state is not None:
+            self._load(state)
+            start = state["epoch"] + 1
+            self.log(f"resuming {run.path} from the checkpoint of epoch {state['epoch']}")
+        extra = {
+            "preset": self.preset,
+            "overrides": self.overrides,
+            "env_id": f"{self.game}NoFrameskip-v4",
+            "perceptual_loss": cfg.tokenizer.perceptual_loss,
+            **device_info(self.device),
+        }
+        run.start_session(self.identity, extra, from_epoch=start - 1)
+        logger = MetricsLogger(
+            run.metrics,
+            tensorboard_dir=run.path / "tensorboard" if cfg.run.tensorboard else None,
+            wandb_config={"name": f"{self.game}-{self.variant}-{self.seed}"}
+            if cfg.run.wandb
+            else None,
+        )
+        logger.truncate(start - 1)  # drop lines a killed process wrote after its checkpoint
+        try:
+            for epoch in range(start, cfg.run.epochs + 1):
+                logger.log(self._epoch(epoch))
+                maybe_kill("epoch_end", epoch)
+                if epoch % cfg.run.checkpoint_every == 0 or epoch == cfg.run.epochs:
+                    start_time = time.perf_counter()
+                    self._checkpoint(epoch)
+                    self.log(
+                        f"epoch {epoch}: checkpoint in {time.perf_counter() - start_time:.1f}s"
+                    )
+                    maybe_kill("after_checkpoint", epoch)
+            scores = self._final_evaluation()
+            logger.log(
+                {
+                    "epoch": cfg.run.epochs,
+                    "final": True,
+                    **{f"final/{k}": v for k, v in scores.items() if isinstance(v, (int, float))},
+                }
+            )
+        finally:
+            logger.close()
+            self.env.close()
+        run.finish(scores)
+        self.log(
+            f"done: mean return {scores['mean_return']:.2f} over {scores['episodes']} episodes"
+        )
+        return scores
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        record: dict[str, Any] = {"epoch": epoch}
+        timer = time.perf_counter()
+        if epoch <= cfg.collection.stop_after_epochs:
+            record.update(self._collect(epoch))
+        record["time/collection"] = time.perf_counter() - timer
+        self.agent.train()
+        for comp in self.components:
+            t0 = time.perf_counter()
+            if comp.active(epoch):
+                record.update(self._train_component(comp, epoch))
+            comp.module.eval()
+            record[f"time/{comp.name}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if (
+            epoch % cfg.evaluation.every == 0
+            and epoch >= cfg.training.tokenizer.start_after_epochs
+            and epoch < cfg.run.epochs
+        ):
+            record.update(self._evaluate(epoch))
+        record["time/evaluation"] = time.perf_counter() - t0
+        record["time/epoch"] = time.perf_counter() - timer
+        self.log(_epoch_line(record, cfg.run.epochs))
+        return record
+
+    def _final_evaluation(self) -> dict[str, Any]:
+        """Exactly `evaluation.final_episodes` test episodes with the test policy."""
+        n = self.cfg.evaluation.final_episodes
+        result = self._test_episodes(n, derived_seed(self.seed, SEED_EVAL, FINAL), keep=False)
+        if len(result.returns) != n:
+            raise RuntimeError(
+                f"final evaluation returned {len(result.returns)} episodes, expected {n}"
+            )
+        return {
+            "game": self.game,
+            "variant": self.variant,
+            "seed": self.seed,
+            "episodes": n,
+            "returns": [float(r) for r in result.returns],
+            "lengths": [int(x) for x in result.lengths],
+            "mean_return": result.mean_return,
+            "std_return": result.std_return,
+            "median_return": float(np.median(result.returns)),
+            "mean_length": float(np.mean(result.lengths)),
+            "epochs": self.cfg.run.epochs,
+            "test_temperature": self.cfg.collection.test_temperature,
+            "eval_seed": result.seed,
+            "num_envs": result.num_envs,
+            "eval_seconds": result.seconds,
+        }
+
+
+def _epoch_line(record: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    for key, label in (
+        ("collection/return", "train return"),
+        ("tokenizer/train/loss", "tok"),
+        ("world_model/train/loss", "wm"),
+        ("actor_critic/train/loss", "ac"),
+        ("test/return_mean", "test return"),
+    ):
+        if record.get(key) is not None:
+            parts.append(f"{label} {record[key]:.4g}")
+    parts.append(f"{record['time/epoch']:.1f}s")
+    return " | ".join(parts)
+
+
+def train(cfg: Config, **kwargs: Any) -> dict[str, Any] | None:
+    """Train (or resume, or skip a complete) run; returns the scores (None if skipped)."""
+    return Trainer(cfg, **kwargs).fit()

@@ -1,0 +1,7 @@
+"""Watching runs: `rem play` (pygame viewer) and `rem video` (MP4/PNG export).
+
+Layout, top to bottom: `run` (open a run folder) -> `dream` (the world model as a game,
+re-anchored on real frames) -> `views` (frame sources per mode: logic, no pygame) ->
+`render` (frames to NumPy canvases) -> `app` (the pygame loop) / `video` (export);
+`keymap`, `recording` and `episodes` are the small pieces they share.
+"""

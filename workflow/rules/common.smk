@@ -1,0 +1,230 @@
+# Config checking and the run table shared by every rule.
+#
+# Everything here runs at parse time, before any job starts: a config mistake (unknown game,
+# variant without an override file, override key that does not exist, seeds that are not a
+# list of ints) stops the workflow with a message that names the key and the fix.
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from rem.config import ConfigError, available, load_config
+from rem.results.config import ResultsConfigError, results_config_from_dict
+from rem.games import ABLATION_GAMES, ATARI_100K_GAMES, UnknownGameError, check_game
+
+# Named game sets a variant entry may use instead of a list.
+GAME_SETS = {"atari100k": list(ATARI_100K_GAMES), "ablation8": list(ABLATION_GAMES)}
+
+
+envvars:
+    "PATH",
+
+
+# Jobs call `rem` and the helper scripts by name. The interpreter running Snakemake has `rem`
+# installed (a dependency of the project), so its bin folder goes first on PATH, and so do
+# workflow/scripts: this works without an activated virtual environment, and on SLURM nodes
+# too (the executor submits with --export=ALL).
+os.environ["PATH"] = os.pathsep.join(
+    [
+        str(Path(workflow.basedir) / "workflow" / "scripts"),
+        str(Path(sys.executable).parent),
+        os.environ.get("PATH", ""),
+    ]
+)
+# The software environment of every rule (used with --sdm conda).
+ENV_FILE = "../../environment.yml"
+
+
+def _key(path):
+    """jsonschema path -> `variants[2].games` (how a user finds the key in the YAML)."""
+    text = ""
+    for part in path:
+        text += (
+            f"[{part}]"
+            if isinstance(part, int)
+            else (f".{part}" if text else str(part))
+        )
+    return text or "(top level)"
+
+
+def _hint(schema, error):
+    """The nearest `description` on the schema path of an error: the fix to print."""
+    node, hints = schema, [schema.get("description")]
+    for part in error.absolute_schema_path:
+        if isinstance(node, dict) and "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and node.get("description"):
+            hints.append(node["description"])
+    return " ".join(hints[-1].split())
+
+
+def _fill_defaults(cfg, schema):
+    """Top-level and one-level-nested `default`s from the schema (the config stays explicit)."""
+    for key, sub in schema["properties"].items():
+        if "default" in sub:
+            cfg.setdefault(key, sub["default"])
+        if sub.get("type") == "object" and "properties" in sub and key in cfg:
+            for inner, inner_sub in sub["properties"].items():
+                if "default" in inner_sub:
+                    cfg[key].setdefault(inner, inner_sub["default"])
+
+
+def check_config(cfg, schema_path):
+    """Validate the merged config against the JSON schema; errors name the key and the fix."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(
+        validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if errors:
+        lines = []
+        for err in errors:
+            # `oneOf` failures are clearer as the single branch that matches the value's type.
+            best = jsonschema.exceptions.best_match([err])
+            if best.validator == "additionalProperties":
+                fix = f"remove it; the keys allowed here are {', '.join(best.schema['properties'])}"
+            else:
+                fix = _hint(schema, best)
+            lines.append(
+                f"  config key {_key(best.absolute_path)}: {best.message}\n    fix: {fix}"
+            )
+        raise WorkflowError(
+            "invalid workflow config (config/config.yaml plus any --configfile/--config):\n"
+            + "\n".join(lines)
+        )
+    _fill_defaults(cfg, schema)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    games: tuple
+    seeds: tuple
+    overrides: tuple
+
+
+def resolve_variants(cfg):
+    """Config entries -> Variant records; resolves game sets and checks every override.
+
+    `rem.config.load_config(preset, variant, overrides)` is the same call `rem train` makes, so
+    a variant file or override that it would reject stops the workflow here instead.
+    """
+    variants, problems = {}, []
+    for i, entry in enumerate(cfg["variants"]):
+        where = f"variants[{i}] (name: {entry['name']})"
+        if entry["name"] in variants:
+            problems.append(
+                f"  {where}: variant listed twice; merge the two entries into one"
+            )
+            continue
+        games = entry["games"]
+        if isinstance(games, str):
+            games = GAME_SETS[games]
+        checked = []
+        for game in games:
+            try:
+                checked.append(check_game(game))
+            except UnknownGameError as err:
+                problems.append(f"  {where}.games: {err}")
+        overrides = tuple(entry.get("overrides", []))
+        try:
+            load_config(cfg["preset"], entry["name"], overrides)
+        except ConfigError as err:
+            if entry["name"] not in available("variants"):
+                fix = (
+                    f"create config/variants/{entry['name']}.yaml (README: Add an ablation) "
+                    "or fix the name"
+                )
+            else:
+                fix = (
+                    f"correct the key in config/variants/{entry['name']}.yaml, in this "
+                    "entry's overrides or in the preset"
+                )
+            problems.append(f"  {where}: {err}\n    fix: {fix}")
+        variants[entry["name"]] = Variant(
+            name=entry["name"],
+            games=tuple(checked),
+            seeds=tuple(entry.get("seeds", cfg["seeds"])),
+            overrides=overrides,
+        )
+    if problems:
+        raise WorkflowError(
+            "invalid workflow config (config/config.yaml plus any --configfile/--config):\n"
+            + "\n".join(problems)
+        )
+    return variants
+
+
+def runs(variants):
+    """Every (variant, game, seed) the config asks for, in a stable order."""
+    return [(v.name, g, s) for v in variants.values() for g in v.games for s in v.seeds]
+
+
+def variant_of(wildcards):
+    """The config entry of a job's variant; a target outside the config is an error."""
+    variant = VARIANTS.get(wildcards.variant)
+    if variant is None or wildcards.game not in variant.games:
+        raise WorkflowError(
+            f"{wildcards.variant}/{wildcards.game} is not in the workflow config; add the "
+            "variant/game to `variants` in config/config.yaml (or your --configfile)"
+        )
+    if int(wildcards.seed) not in variant.seeds:
+        raise WorkflowError(
+            f"seed {wildcards.seed} is not configured for variant {wildcards.variant}; add it to "
+            "`seeds` in config/config.yaml (or your --configfile)"
+        )
+    return variant
+
+
+def run_dir(variant, game, seed):
+    return f"{RUNS_DIR}/{variant}/{game}/{seed}"
+
+
+def score_file(variant, game, seed):
+    """The trainer's RUN_DIR/scores.json, or the re-evaluation when evaluation.episodes is set."""
+    if config["evaluation"]["episodes"]:
+        return f"{RESULTS_DIR}/evaluations/{variant}/{game}/{seed}.json"
+    return f"{run_dir(variant, game, seed)}/scores.json"
+
+
+def published_dir():
+    """The published scores: results.published_dir if set, else the ones shipped with the repo."""
+    default = os.path.join(workflow.basedir, "results", "published")
+    return (config.get("results") or {}).get("published_dir", default)
+
+
+def results_flags():
+    """Flags of `python -m rem.results` from the config's `results:` section (checked by
+    rem.results.config at parse time, like the variant overrides)."""
+    section = {**(config.get("results") or {}), "published_dir": published_dir()}
+    try:
+        settings = results_config_from_dict(section, source="workflow config")
+    except ResultsConfigError as err:
+        raise WorkflowError(f"invalid workflow config: {err}")
+    flags = [
+        f"--published-dir {shlex.quote(settings.published_dir)}",
+        f"--seed {settings.seed}",
+    ]
+    flags += [f"--reps-aggregates {settings.reps_aggregates}"]
+    flags += [f"--reps-improvement {settings.reps_improvement}"]
+    return " ".join(flags)
+
+
+def resources(rule_name, key, default):
+    return config.get("resources", {}).get(rule_name, {}).get(key, default)
+
+
+wildcard_constraints:
+    variant="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    game="[A-Za-z]+",
+    seed="[0-9]+",

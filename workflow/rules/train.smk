@@ -1,0 +1,41 @@
+# One training run per (variant, game, seed).
+#
+# The only declared output is the run's COMPLETED marker, which `rem train` writes last.
+# Snakemake deletes the declared outputs of a failed job; the run folder itself (checkpoints,
+# replay, metrics) is deliberately NOT an output, so it survives a failed, killed or
+# cancelled attempt and the retry (`retries:`) resumes from the last checkpoint. For the
+# same reason a `--rerun-incomplete` costs nothing: the marker is absent or complete.
+# The log is this attempt's; <log>.attempts.log (not an output, so never deleted) keeps all.
+
+
+rule train:
+    output:
+        marker=f"{RUNS_DIR}/{{variant}}/{{game}}/{{seed}}/COMPLETED",
+    log:
+        f"{LOGS_DIR}/train/{{variant}}/{{game}}/{{seed}}.log",
+    benchmark:
+        f"{LOGS_DIR}/benchmarks/train/{{variant}}/{{game}}/{{seed}}.tsv"
+    retries: config["retries"]
+    conda:
+        ENV_FILE
+    threads: resources("train", "threads", 1)
+    resources:
+        gpu=resources("train", "gpu", 0),
+        mem_mb=resources("train", "mem_mb", 4000),
+        runtime=resources("train", "runtime", 60),
+    params:
+        run_dir=lambda wc: run_dir(wc.variant, wc.game, wc.seed),
+        attempts=lambda wc: f"{LOGS_DIR}/train/{wc.variant}/{wc.game}/{wc.seed}.attempts.log",
+        preset=config["preset"],
+        overrides=lambda wc: " ".join(shlex.quote(o) for o in variant_of(wc).overrides),
+    shell:
+        # {log} holds this attempt (Snakemake deletes a job's log before it runs again);
+        # the .attempts.log next to it keeps every attempt of the run, one after another.
+        '( echo "== job start on $(hostname) at $(date -u +%FT%TZ)'
+        ' (SLURM job ${{SLURM_JOB_ID:-none}})"; '
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "with_gpu.py --gpus {resources.gpu} -- "
+        "rem train --game {wildcards.game:q} --seed {wildcards.seed} "
+        "--variant {wildcards.variant:q} --run-dir {params.run_dir:q} "
+        "--preset {params.preset:q} {params.overrides} ) 2>&1 "
+        "| tee -a {params.attempts:q} > {log:q}"

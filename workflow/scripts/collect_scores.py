@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Collect every run's final score into one tidy CSV table.
+
+    python collect_scores.py --published results/published --out scores.csv \
+        VARIANT:GAME:SEED:SCORE_JSON ...
+
+Columns: variant, game, seed, raw_score, hns, episodes. `raw_score` is the mean return over the
+run's final evaluation episodes (the Atari 100k protocol's per-run score); `hns` is the human-
+normalised score (raw - random) / (human - random) with the references in results/published.
+A score file without returns, or with a game/seed that does not match its run, stops the
+collection with the file named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+from rem.results.scores import load_references
+from rem.utils.atomic import atomic_write_text
+
+COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
+
+
+class ScoreError(ValueError):
+    pass
+
+
+def read_score(path: Path, variant: str, game: str, seed: int) -> tuple[float, int]:
+    """(mean return, number of episodes) of a score file of `rem train` (RUN_DIR/scores.json)
+    or of `rem evaluate --checkpoint` (whose `seed` is the evaluation's, `run_seed` the run's)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ScoreError(f"{path}: cannot read the run's scores ({err}); re-run its job") from err
+    returns = data.get("returns")
+    if not isinstance(returns, list) or not returns:
+        raise ScoreError(f"{path}: no 'returns' list of episode returns; re-run its job")
+    if any(isinstance(r, bool) or not isinstance(r, (int, float)) for r in returns):
+        raise ScoreError(f"{path}: 'returns' holds a value that is not a number")
+    raw = sum(returns) / len(returns)
+    if not math.isfinite(raw):
+        raise ScoreError(f"{path}: mean return is {raw}")
+    run_seed = data.get("run_seed", data.get("seed"))
+    for key, got, want in (
+        ("game", data.get("game"), game),
+        ("variant", data.get("variant"), variant),
+        ("seed", run_seed, seed),
+    ):
+        if got is not None and got != want:
+            raise ScoreError(f"{path}: {key} is {got!r} but the run is {want!r}")
+    return raw, len(returns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--published", required=True, help="folder with RANDOM.json, HUMAN.json")
+    parser.add_argument("--out", required=True, help="CSV table to write")
+    parser.add_argument("runs", nargs="+", metavar="VARIANT:GAME:SEED:SCORE_JSON")
+    args = parser.parse_args(argv)
+    refs = load_references(args.published)
+    rows = []
+    try:
+        for item in args.runs:
+            variant, game, seed, path = item.split(":", 3)
+            raw, episodes = read_score(Path(path), variant, game, int(seed))
+            hns = float(refs.hns(game, raw))
+            rows.append((variant, game, int(seed), raw, hns, episodes))
+    except ScoreError as err:
+        print(f"collect_scores: error: {err}", file=sys.stderr)
+        return 1
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for variant, game, seed, raw, hns, episodes in rows:
+        writer.writerow((variant, game, seed, repr(raw), repr(hns), episodes))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, buf.getvalue())
+    print(f"collect_scores: {len(rows)} runs -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
