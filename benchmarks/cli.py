@@ -125,27 +125,10 @@ def _load(spec: str):
     return getattr(mod, attr or "run")
 
 
-def run_suites(args: argparse.Namespace) -> dict[str, Any]:
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    machine = machine_info(args.device)
-    results: list[BenchResult] = []
-    suite_times: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    for name in args.suites:
-        t0 = time.perf_counter()
-        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        try:
-            results.extend(_load(SUITES[name])(args))
-        except ModuleNotFoundError as err:
-            # A pipeline component that is not there: say so loudly, keep the other suites.
-            if not (err.name or "").startswith("rem"):
-                raise
-            skipped[name] = f"needs {err.name}, which does not exist in this checkout"
-            print(f"[bench] SKIPPED {name}: {skipped[name]}", file=sys.stderr, flush=True)
-        suite_times[name] = round(time.perf_counter() - t0, 1)
-    machine["loadavg_1_5_15_end"] = list(os.getloadavg())
+def _payload(args, started, machine, suite_times, skipped, results, done: bool) -> dict[str, Any]:
     return {
         "schema": "rem-bench/1",
+        "complete": done,  # False in the partial file written after each suite
         "started_utc": started,
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
@@ -164,8 +147,35 @@ def run_suites(args: argparse.Namespace) -> dict[str, Any]:
         "suite_wall_s": suite_times,
         "skipped": skipped,
         "results": [r.to_json() for r in results],
-        "_objects": results,
+        "targets": targets(results, args.device),
     }
+
+
+def run_suites(args: argparse.Namespace, path: Path) -> tuple[dict[str, Any], list[BenchResult]]:
+    """Run the suites; the JSON at `path` is rewritten after each one (a long run that is
+    stopped keeps what it measured)."""
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    machine = machine_info(args.device)
+    results: list[BenchResult] = []
+    suite_times: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for name in args.suites:
+        t0 = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            results.extend(_load(SUITES[name])(args))
+        except ModuleNotFoundError as err:
+            # A pipeline component that is not there: say so loudly, keep the other suites.
+            if not (err.name or "").startswith("rem"):
+                raise
+            skipped[name] = f"needs {err.name}, which does not exist in this checkout"
+            print(f"[bench] SKIPPED {name}: {skipped[name]}", file=sys.stderr, flush=True)
+        suite_times[name] = round(time.perf_counter() - t0, 1)
+        write_json(path, _payload(args, started, machine, suite_times, skipped, results, False))
+    machine["loadavg_1_5_15_end"] = list(os.getloadavg())
+    payload = _payload(args, started, machine, suite_times, skipped, results, True)
+    write_json(path, payload)
+    return payload, results
 
 
 def _find(results: list[BenchResult], suite: str, name: str, size: str) -> BenchResult | None:
@@ -252,14 +262,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     args = parser.parse_args(argv)
     try:
         args = _resolve(args)
-        payload = run_suites(args)
+        path = args.json or default_json_path(args.device)
+        payload, objects = run_suites(args, path)
     except BenchError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    objects = payload.pop("_objects")
-    payload["targets"] = targets(objects, args.device)
-    path = args.json or default_json_path(args.device)
-    write_json(path, payload)
     if not args.no_table:
         print_table(objects, title=f"REM benchmarks on {payload['machine']['device']}")
         print_targets(payload["targets"])

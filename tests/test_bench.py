@@ -48,7 +48,7 @@ def test_quick_run_writes_valid_json(tmp_path):
     )
     assert rc == 0
     data = json.loads(out.read_text())
-    assert data["schema"] == "rem-bench/1"
+    assert data["schema"] == "rem-bench/1" and data["complete"] is True
     assert data["options"]["suites"] == suites and data["options"]["quick"] is True
     assert data["skipped"] == {}
     assert data["machine"]["device"] == "cpu" and data["machine"]["torch"] == torch.__version__

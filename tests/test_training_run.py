@@ -92,7 +92,7 @@ def test_evaluate_checkpoint(run, tmp_path):
     out = tmp_path / "eval.json"
     proc = subprocess.run(
         [
-            "rem",
+            rem_exe(),
             "evaluate",
             "--checkpoint",
             str(path),

@@ -69,7 +69,8 @@ def test_real_vs_imagined_video_and_still(run_dir, tmp_path, capsys):
     out, still = tmp_path / "rvi.mp4", tmp_path / "rvi.png"
     argv = ["video", str(run_dir), "--mode", "real-vs-imagined", "--out", str(out)]
     argv += ["--still", str(still), "--steps", "12", "--header", "--device", "cpu"]
-    assert main(argv) == 0
+    assert main([*argv, "--still-start", "12"]) == 2  # must lie within --steps
+    assert main([*argv, "--still-start", "3"]) == 0
     video = read_mp4(out)
     assert video.shape[0] == 13  # the reset frame + 12 steps
     image = np.asarray(Image.open(still))

@@ -108,3 +108,13 @@ def test_finished_dag_is_up_to_date_and_reevaluation_does_not_retrain(quick_run)
     for variant in VARIANTS:
         out = workdir / cfg["results_dir"] / "evaluations" / variant / GAME / "0.json"
         assert len(json.loads(out.read_text())["returns"]) == 1
+
+
+def test_snakemake_html_report(quick_run):
+    workdir, config, cfg, proc = quick_run
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    html = workdir / "report.html"
+    out = snakemake(workdir, "--configfile", str(config), "--report", str(html))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    text = html.read_text()
+    assert "learning_curves.png" in text and "reproduction.md" in text

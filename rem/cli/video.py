@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--still-steps", type=int, default=10, help="columns (steps) in the still (default 10)"
     )
+    parser.add_argument(
+        "--still-start",
+        type=int,
+        default=0,
+        help="first step shown in the still (default 0; later steps show more play)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--still must be a .png file, got {args.still}")
     if args.steps < 1 or args.fps <= 0 or args.still_steps < 1:
         raise UserError("--steps and --still-steps must be >= 1 and --fps > 0")
+    if not 0 <= args.still_start < args.steps:
+        raise UserError(f"--still-start must be in 0..{args.steps - 1} (within --steps)")
     try:
         info = read_run(args.run_dir)
         options = ViewOptions(args.seed, args.temperature, args.device, args.episode_set)
@@ -85,6 +93,6 @@ def run(args: argparse.Namespace) -> int:
     export_video(frames, out, args.fps, args.header)
     print(f"video: {out} ({len(frames)} frames, {view.title})")
     if args.still is not None:
-        write_png(args.still, strip(frames, args.still_steps))
+        write_png(args.still, strip(frames[args.still_start :], args.still_steps))
         print(f"still: {args.still}")
     return 0

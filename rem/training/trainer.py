@@ -34,6 +34,15 @@ from torch import nn
 from tqdm import tqdm
 
 from rem.config import ComponentTrainingConfig, Config, ConfigError
+from rem.data.collector import Collector
+from rem.data.episode import Episode
+from rem.data.replay import Replay
+from rem.data.sampler import SegmentSampler, batch_to_device
+from rem.envs.atari import make_env, num_actions
+from rem.evaluation.agent_policy import AgentPolicy
+from rem.evaluation.evaluate import evaluate
+from rem.models.agent import build_agent
+from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
 from rem.training.faults import maybe_kill
 from rem.training.media import EpisodeSaver, save_reconstructions
@@ -124,13 +133,6 @@ class Trainer:
 
     def _setup(self, replay_dir: Path | None) -> None:
         """Build everything; `replay_dir` = the checkpoint's replay when resuming."""
-        from rem.data.collector import Collector
-        from rem.data.replay import Replay
-        from rem.data.sampler import SegmentSampler, batch_to_device
-        from rem.envs.atari import make_env, num_actions
-        from rem.evaluation.agent_policy import AgentPolicy
-        from rem.models.agent import build_agent
-        from rem.models.optim import build_optimizers
 
         cfg, device = self.cfg, self.device
         configure_determinism(cfg.run.deterministic)
@@ -301,8 +303,6 @@ class Trainer:
         return out
 
     def _test_episodes(self, episodes: int, seed: int, keep: bool):
-        from rem.evaluation.evaluate import evaluate
-
         self.agent.eval()
         return evaluate(
             self.game,
@@ -318,9 +318,6 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self, epoch: int) -> dict[str, Any]:
         """Spec 6.3: fresh test episodes, then component evaluations on them."""
-        from rem.data.replay import Replay
-        from rem.data.sampler import SegmentSampler
-
         cfg, agent = self.cfg, self.agent
         tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
         context = cfg.world_model.context_length
@@ -376,7 +373,6 @@ class Trainer:
 
     def _inspect_imagination(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
         """Spec 5.5: one imagination rollout from test segments; returns, lengths, actions."""
-        from rem.data.episode import Episode
 
         agent = self.agent
         rollout = agent.actor_critic.imagine(
