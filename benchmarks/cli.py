@@ -210,7 +210,7 @@ def targets(results: list[BenchResult], device: torch.device) -> dict[str, Any]:
                 "value": round(ratio, 2),
                 "target": ">= 4",
                 "pass": ratio >= 4,
-                "applies": size == "paper",
+                "applies": h100 and size == "paper",
             }
         if ep:
             run_s = ep.derived["run_600_epochs_s"]

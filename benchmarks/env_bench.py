@@ -81,7 +81,7 @@ def bench_env(args: Any, seed: int = 0) -> list[BenchResult]:
     from rem.envs.atari import make_env, num_actions
 
     cpu = torch.device("cpu")
-    steps = 200 if quick else 1000  # agent steps per repeat
+    steps = 100 if quick else 1000  # agent steps per repeat
     cfg = EnvConfig()
     n_act = num_actions(game)
 

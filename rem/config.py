@@ -146,6 +146,7 @@ class RunConfig:
     tf32: bool = True
     compile: bool = False
     deterministic: bool = False
+    torch_threads: int = 0  # intra-op CPU threads; 0 = torch's default (one per core)
     save_media: bool = True
     tensorboard: bool = False
     wandb: bool = False
@@ -244,7 +245,9 @@ def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
 
 def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}")
+        raise ConfigError(
+            f"{source}: {prefix.rstrip('.') or 'top level'} must be a mapping, got {data!r}"
+        )
     types_ = _field_types(type(obj))
     for key, value in data.items():
         dotted = f"{prefix}{key}"
@@ -265,7 +268,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of config sections, got {type(data).__name__}"
+        )
     return data
 
 
@@ -287,9 +292,13 @@ def parse_override(text: str) -> dict[str, Any]:
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type check cannot express."""
     if cfg.actor_critic.kind not in {"lsac", "pixel"}:
-        raise ConfigError(f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}")
+        raise ConfigError(
+            f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}"
+        )
     if not 1 <= cfg.tokenizer.num_downsample_steps <= 5:
-        raise ConfigError("tokenizer.num_downsample_steps must be in 1..5 (3 -> 8x8 tokens, 4 -> 4x4)")
+        raise ConfigError(
+            "tokenizer.num_downsample_steps must be in 1..5 (3 -> 8x8 tokens, 4 -> 4x4)"
+        )
     if cfg.world_model.shared_embeddings and cfg.tokenizer.embed_dim != cfg.world_model.embed_dim:
         raise ConfigError(
             "world_model.shared_embeddings needs tokenizer.embed_dim == world_model.embed_dim "
@@ -299,6 +308,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("world_model.embed_dim must be divisible by world_model.num_heads")
     if cfg.world_model.context_length >= cfg.world_model.max_blocks:
         raise ConfigError("world_model.context_length must be smaller than world_model.max_blocks")
+    if cfg.run.torch_threads < 0:
+        raise ConfigError("run.torch_threads must be >= 0 (0 = torch's default)")
     for name in ("epochs", "checkpoint_every"):
         if getattr(cfg.run, name) < 1:
             raise ConfigError(f"run.{name} must be >= 1")

@@ -42,7 +42,7 @@ def test_measure_counts_repeats_and_reports_memory():
 
 def test_quick_run_writes_valid_json(tmp_path):
     out = tmp_path / "bench.json"
-    suites = ["retention", "env", "world_model", "imagination"]
+    suites = ["retention", "env", "world_model"]
     rc = main(
         [*suites, "--quick", "--repeats", "1", "--budget", "1", "--json", str(out), "--no-table"]
     )
@@ -59,8 +59,6 @@ def test_quick_run_writes_valid_json(tmp_path):
         "retention/recurrent_n65",
         "world_model/train_step_pop",
         "world_model/train_step_nopop",
-        "imagination/rollout_pop",
-        "imagination/rollout_nopop",
     ):
         assert expected in names
     for r in data["results"]:

@@ -96,6 +96,7 @@ def test_parse_override_nests():
         ("world_model.num_heads=3", "divisible"),
         ("world_model.embed_dim=128", "shared_embeddings needs"),
         ("evaluation.final_episodes=0", "final_episodes"),
+        ("run.torch_threads=-1", "run.torch_threads must be >= 0"),
     ],
 )
 def test_bad_overrides_name_the_problem(override, message):

@@ -118,6 +118,8 @@ def _checkpoint_policy(args: argparse.Namespace, game: str) -> tuple[Policy, dic
         agent, cfg, manifest = load_run_agent(args.checkpoint, device)
     except (CheckpointError, RunDirError) as err:
         raise UserError(str(err)) from err
+    if cfg.run.torch_threads:
+        torch.set_num_threads(cfg.run.torch_threads)
     torch.manual_seed(args.seed)  # the policy samples actions with torch's generator
     temperature = cfg.collection.test_temperature
     policy = AgentPolicy(

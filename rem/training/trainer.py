@@ -136,6 +136,8 @@ class Trainer:
 
         cfg, device = self.cfg, self.device
         configure_determinism(cfg.run.deterministic)
+        if cfg.run.torch_threads:
+            torch.set_num_threads(cfg.run.torch_threads)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = cfg.run.tf32
             torch.backends.cudnn.allow_tf32 = cfg.run.tf32

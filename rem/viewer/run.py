@@ -91,7 +91,8 @@ def load_agent(info: RunInfo, device: torch.device) -> tuple[torch.nn.Module, in
             f"{err}. A run can be watched once `rem train` has written its first checkpoint "
             f"(every run.checkpoint_every={info.cfg.run.checkpoint_every} epochs)"
         ) from err
-    agent = build_agent(info.cfg, len(info.meanings)).to(device)
+    # The checkpoint holds the LPIPS tensors: no weight files are needed to watch a run.
+    agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False).to(device)
     agent.load_state_dict(state["agent"])
     agent.eval()
     return agent, int(state["epoch"])
