@@ -73,6 +73,10 @@ class TokenWorldModel(nn.Module):
             )
         if cfg.context_length < 1:
             raise ValueError(f"world_model.context_length must be >= 1, got {cfg.context_length}")
+        if cfg.blocks_per_chunk < 1:
+            raise ValueError(
+                f"world_model.blocks_per_chunk must be >= 1, got {cfg.blocks_per_chunk}"
+            )
         self.cfg = cfg
         self.num_actions = num_actions
         self.obs_vocab = tokenizer_cfg.vocab_size
@@ -238,10 +242,6 @@ class POPWorldModel(TokenWorldModel):
         self, cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
     ) -> None:
         super().__init__(cfg, tokenizer_cfg, num_actions)
-        if cfg.blocks_per_chunk < 1:
-            raise ValueError(
-                f"world_model.blocks_per_chunk must be >= 1, got {cfg.blocks_per_chunk}"
-            )
         # j rows as in the reference; row K is never used for a prediction (quirk 10.11) and,
         # the prediction stream being causal, we skip computing it.
         self.prediction_tokens = nn.Embedding(self.tokens_per_block, cfg.embed_dim)

@@ -30,10 +30,6 @@ class NoPOPWorldModel(TokenWorldModel):
         self, cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
     ) -> None:
         super().__init__(cfg, tokenizer_cfg, num_actions)
-        if cfg.blocks_per_chunk < 1:
-            raise ValueError(
-                f"world_model.blocks_per_chunk must be >= 1, got {cfg.blocks_per_chunk}"
-            )
         # The reference bug only exists with shared embeddings (its fresh leaf table).
         self.train_action_embeddings = cfg.no_pop_train_action_emb or not cfg.shared_embeddings
 
