@@ -342,23 +342,20 @@ def test_4x4_tokenizer_world_model():
 
 
 def atari_batch(b=2, t=5, seed=0):
-    """Real Pong frames (random policy), resized to 64x64, as a float WM batch."""
-    gym = pytest.importorskip("gymnasium")
-    ale_py = pytest.importorskip("ale_py")
-    from PIL import Image
+    """Real Pong frames through the project's train env (random policy), as a float WM batch."""
+    from rem.envs.atari import make_env
 
-    gym.register_envs(ale_py)
-    env = gym.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
+    env = make_env("Pong", train=True, seed=seed)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     frames, actions, rewards, ends = [], [], [], []
     for _ in range(b * t):
-        frames.append(np.asarray(Image.fromarray(obs).resize((64, 64), Image.BILINEAR)))
+        frames.append(obs)
         action = int(rng.integers(A))
         obs, reward, terminated, truncated, _ = env.step(action)
         actions.append(action)
         rewards.append(reward)
-        ends.append(int(terminated))
+        ends.append(int(terminated or truncated))
     env.close()
     frames = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
     return {
