@@ -102,12 +102,7 @@ class NoopReset(gym.Wrapper):
 
 class ResizeMaxPoolFrameSkip(gym.Wrapper):
     """Repeat an action `skip` raw frames, sum rewards, obs = max of the last two frames
-    resized to (size, size, 3) uint8 with PIL bilinear. Keeps the last raw frame.
-
-    Speed (same outputs, bit for bit): over a `gym.make` ALE env the skip loop drives the ALE
-    directly (see `_ale_fast_path`), and `_resize_pool` splits PIL's resize into its two
-    passes so that each distinct raw row is resized horizontally only once.
-    """
+    resized to (size, size, 3) uint8 with PIL bilinear. Keeps the last raw frame."""
 
     def __init__(self, env: gym.Env, skip: int, size: int) -> None:
         super().__init__(env)
@@ -116,47 +111,17 @@ class ResizeMaxPoolFrameSkip(gym.Wrapper):
         self.skip, self.size = skip, size
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.raw_frame: np.ndarray | None = None
-        self._fast = _ale_fast_path(env)
-        self._fast_ready = False  # gym.make's reset-order and first-step checks have run
 
-    def _resize_pool(self, frames: list[np.ndarray]) -> np.ndarray:
-        """Pixel-wise max of `Image.fromarray(f).resize((size, size), BILINEAR)` over frames.
-
-        PIL resamples in two separable passes, each rounded to uint8: horizontal (each row on
-        its own), then vertical (each column on its own). Two resize calls, one per pass, give
-        the same bytes. So the horizontal pass runs once per run of equal raw rows (most of an
-        Atari screen; equal rows give equal outputs), and the vertical pass once, with the
-        frames side by side.
-        """
-        size, n = self.size, len(frames)
-        stacked = np.concatenate(frames) if n > 1 else np.ascontiguousarray(frames[0])
-        height, width = len(stacked) // n, stacked.shape[1]
-        words = stacked.reshape(len(stacked), -1)
-        if words.shape[1] % 8 == 0:  # compare rows 8 bytes at a time
-            words = words.view(np.uint64)
-        new_row = np.empty(len(stacked), dtype=bool)
-        new_row[0] = True
-        np.any(words[1:] != words[:-1], axis=1, out=new_row[1:])
-        unique = stacked[new_row]
-        image = Image.frombuffer("RGB", (width, len(unique)), unique, "raw", "RGB", 0, 1)
-        image = image.resize((size, len(unique)), Image.BILINEAR)
-        horizontal = np.frombuffer(image.tobytes(), np.uint8).reshape(len(unique), size * 3)
-        row_ids = (np.cumsum(new_row) - 1).reshape(n, height).T
-        side_by_side = horizontal[row_ids]  # (height, n, size * 3)
-        image = Image.frombuffer("RGB", (n * size, height), side_by_side, "raw", "RGB", 0, 1)
-        image = image.resize((n * size, size), Image.BILINEAR)
-        vertical = np.frombuffer(image.tobytes(), np.uint8).reshape(size, n, size * 3)
-        pooled = vertical[:, 0] if n == 1 else np.maximum(vertical[:, 0], vertical[:, 1])
-        return pooled.reshape(size, size, 3)
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        image = Image.fromarray(frame).resize((self.size, self.size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self.raw_frame = obs
-        return self._resize_pool([obs]), info
+        return self._resize(obs), info
 
     def step(self, action):
-        if self._fast is not None and (self._fast_ready or self._check_fast_ready()):
-            return self._step_ale(action)
         total_reward = 0.0
         previous = obs = None
         terminated = truncated = False
@@ -168,77 +133,10 @@ class ResizeMaxPoolFrameSkip(gym.Wrapper):
             if terminated or truncated:
                 break
         self.raw_frame = obs
-        frames = [obs] if previous is None else [previous, obs]
-        return self._resize_pool(frames), total_reward, terminated, truncated, info
-
-    def _check_fast_ready(self) -> bool:
-        # Until gym.make's OrderEnforcing has seen a reset and PassiveEnvChecker its first
-        # step, step through them so that their errors and warnings stay as they are.
-        self._fast_ready = all(
-            getattr(w, "_has_reset", True) and getattr(w, "checked_step", True)
-            for w in self._fast[2]
-        )
-        return self._fast_ready
-
-    def _step_ale(self, action):
-        """`step` with the raw frames stepped on the ALE itself: exactly what TimeLimit over
-        AtariEnv.step (frameskip 1) computes per frame, without the wrapper calls and info
-        dicts of the frames in between."""
-        time_limit, atari, _ = self._fast
-        ale = atari.ale
-        ale_action = atari._action_set[action]
-        buffers = self._buffers
-        total_reward = 0.0
-        previous = obs = None
-        terminated = truncated = False
-        for i in range(self.skip):
-            previous = obs
-            total_reward += float(0.0 + ale.act(ale_action, 1.0))
-            terminated = ale.game_over(with_truncation=False)
-            truncated = ale.game_truncated()
-            time_limit._elapsed_steps += 1
-            if time_limit._elapsed_steps >= time_limit._max_episode_steps:
-                truncated = True
-            if terminated or truncated or i == self.skip - 1:
-                obs = ale.getScreenRGB()  # a fresh array: it becomes `raw_frame`
-                break
-            # a frame that may be pooled but is not returned: reuse two buffers
-            obs = buffers[i % 2]
-            ale.getScreenRGB(obs)
-        self.raw_frame = obs
-        frames = [obs] if previous is None else [previous, obs]
-        info = atari._get_info()
-        return self._resize_pool(frames), total_reward, terminated, truncated, info
-
-    @functools.cached_property
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        shape = self._fast[1].observation_space.shape
-        return np.empty(shape, np.uint8), np.empty(shape, np.uint8)
-
-
-def _ale_fast_path(env: gym.Env) -> tuple[Any, Any, list[gym.Wrapper]] | None:
-    """(TimeLimit, AtariEnv, wrappers between them) when `env` is NoopReset over TimeLimit
-    over only gym.make's pass-through wrappers over a frameskip-1 RGB AtariEnv, else None
-    (fakes in tests, other envs: the skip loop then calls `env.step` as usual)."""
-    if not isinstance(env, NoopReset) or not isinstance(env.env, gym.wrappers.TimeLimit):
-        return None
-    time_limit, inner, between = env.env, env.env.env, []
-    while isinstance(inner, gym.wrappers.OrderEnforcing | gym.wrappers.PassiveEnvChecker):
-        between.append(inner)
-        inner = inner.env
-    ok = (
-        type(inner) is ale_py.env.AtariEnv
-        and type(time_limit) is gym.wrappers.TimeLimit
-        and all(
-            type(w) in (gym.wrappers.OrderEnforcing, gym.wrappers.PassiveEnvChecker)
-            for w in between
-        )
-        and inner._frameskip == 1
-        and not inner.continuous
-        and inner._obs_type == "rgb"
-        and not inner.sound_obs
-    )
-    return (time_limit, inner, between) if ok else None
+        pooled = self._resize(obs)
+        if previous is not None:
+            pooled = np.maximum(self._resize(previous), pooled)
+        return pooled, total_reward, terminated, truncated, info
 
 
 class LifeLossEnds(gym.Wrapper):
