@@ -25,8 +25,8 @@ class RecordingPolicy(RandomPolicy):
     def reset_rows(self, done):
         self.calls.append(("reset_rows", done.tolist()))
 
-    def burn_in(self, frames, mask):
-        self.calls.append(("burn_in", frames.copy(), mask.copy()))
+    def burn_in(self, frames, mask, actions):
+        self.calls.append(("burn_in", frames.copy(), mask.copy(), actions.copy()))
 
     def act(self, obs):
         self.calls.append(("act", obs.copy()))
@@ -62,8 +62,9 @@ def test_unfinished_episodes_continue_across_calls_with_burn_in():
     stats = collector.collect(policy, 7)
     kinds = [c[0] for c in policy.calls]
     assert kinds[:2] == ["reset", "burn_in"]
-    _, frames, mask = policy.calls[1]
+    _, frames, mask, actions = policy.calls[1]
     assert frames.shape == (1, 20, 3, 64, 64) and mask.shape == (1, 20)
+    assert np.array_equal(actions[0, 13:], episode.actions)
     assert not mask[0, :13].any() and mask[0, 13:].all() and not frames[0, :13].any()
     assert np.array_equal(frames[0, 13:], episode.observations)  # the last stored frames
     # step 10 loses a life: the episode ends, the policy's row is zeroed, a new one starts
@@ -82,8 +83,21 @@ def test_burn_in_takes_the_last_frames_only():
     collector.collect(policy, 5)
     policy.calls.clear()
     collector.collect(policy, 1)
-    _, frames, mask = policy.calls[1]
+    _, frames, mask, actions = policy.calls[1]
     assert mask.all() and np.array_equal(frames[0], collector.replay[0].observations[2:5])
+    assert np.array_equal(actions[0], collector.replay[0].actions[2:5])
+
+
+def test_burn_in_left_pads_short_episodes():
+    _, collector = fake_collector(burn_in=4)
+    policy = RecordingPolicy()
+    collector.collect(policy, 2)
+    policy.calls.clear()
+    collector.collect(policy, 1)
+    _, frames, mask, actions = policy.calls[1]
+    assert mask[0].tolist() == [False, False, True, True]
+    assert (frames[0, :2] == 0).all() and (actions[0, :2] == 0).all()
+    assert np.array_equal(actions[0, 2:], collector.replay[0].actions[:2])  # before this call
 
 
 def test_collect_rejects_bad_arguments():

@@ -256,7 +256,11 @@ def test_agent_policy_epsilon_and_state():
     policy = AgentPolicy(agent, 1.0, 1.0, "cpu", num_actions=4, seed=0)  # always random
     assert isinstance(policy, Policy)
     policy.reset(3)
-    policy.burn_in(np.zeros((3, 2, 3, 64, 64), np.uint8), np.array([[False, True]] * 3))
+    policy.burn_in(
+        np.zeros((3, 2, 3, 64, 64), np.uint8),
+        np.array([[False, True]] * 3),
+        np.zeros((3, 2), np.int64),
+    )
     state = policy.state_dict()
     a = policy.act(np.zeros((3, 3, 64, 64), np.uint8))
     assert a.dtype == np.int64 and a.shape == (3,) and ((a >= 0) & (a < 4)).all()

@@ -68,8 +68,7 @@ class Collector:
             self._start_new_game()
         policy.reset(1)
         if self.burn_in > 0 and self._episode_id is not None and self._episode_id in self.replay:
-            frames, mask = self._burn_in_frames()
-            policy.burn_in(frames, mask)
+            policy.burn_in(*self._burn_in_inputs())
         steps: list[tuple[np.ndarray, int, float, bool]] = []
         for _ in range(num_steps):
             obs = self._obs
@@ -102,14 +101,19 @@ class Collector:
         self._episode_id = None
         self._episode_return, self._episode_length = 0.0, 0
 
-    def _burn_in_frames(self) -> tuple[np.ndarray, np.ndarray]:
-        """Last `burn_in` stored frames, left-padded: frames uint8 (1,t,3,h,w), mask bool (1,t)."""
-        stored = self.replay[self._episode_id].observations[-self.burn_in :]
+    def _burn_in_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Last `burn_in` stored steps, left-padded: frames uint8 (1,t,3,h,w), mask bool (1,t),
+        actions int64 (1,t)."""
+        episode = self.replay[self._episode_id]
+        stored = episode.observations[-self.burn_in :]
+        real = slice(self.burn_in - len(stored), None)
         frames = np.zeros((1, self.burn_in, *stored.shape[1:]), dtype=np.uint8)
         mask = np.zeros((1, self.burn_in), dtype=bool)
-        frames[0, self.burn_in - len(stored) :] = stored
-        mask[0, self.burn_in - len(stored) :] = True
-        return frames, mask
+        actions = np.zeros((1, self.burn_in), dtype=np.int64)
+        frames[0, real] = stored
+        mask[0, real] = True
+        actions[0, real] = episode.actions[-self.burn_in :]
+        return frames, mask, actions
 
     def _store(self, steps: list[tuple[np.ndarray, int, float, bool]]) -> None:
         frames, actions, rewards, ends = zip(*steps)

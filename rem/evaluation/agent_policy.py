@@ -54,14 +54,16 @@ class AgentPolicy:
             self.agent.actor_critic.reset_rows(done)
 
     @torch.no_grad()
-    def burn_in(self, frames: np.ndarray, mask: np.ndarray) -> None:
-        """frames uint8 (n, t, 3, 64, 64), mask bool (n, t): feed the LSTM observation steps."""
+    def burn_in(self, frames: np.ndarray, mask: np.ndarray, actions: np.ndarray) -> None:
+        """frames uint8 (n, t, 3, 64, 64), mask bool (n, t), actions int64 (n, t): feed the
+        LSTM (actions only with `actor_critic.burnin_feed_actions`)."""
         if frames.shape[1] == 0:
             return
         mask_t = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
+        actions_t = torch.as_tensor(np.asarray(actions, dtype=np.int64), device=self.device)
         with self._autocast():
             self.agent.actor_critic.burn_in(
-                _to_float(frames, self.device), mask_t, self.agent.tokenizer
+                _to_float(frames, self.device), mask_t, self.agent.tokenizer, actions_t
             )
 
     @torch.no_grad()

@@ -2,7 +2,7 @@
 
 A policy acts on `n` envs at once and may keep per-env recurrent state (the actor-critic's
 LSTM): `reset(n)` starts fresh state for n envs, `reset_rows(done)` zeroes the rows whose
-episode just ended, `burn_in(frames, mask)` warms the state up on stored frames before
+episode just ended, `burn_in(frames, mask, actions)` warms the state up on stored frames before
 continuing an episode, `act(obs)` returns one action per env and advances the state.
 """
 
@@ -21,8 +21,9 @@ class Policy(Protocol):
     def reset_rows(self, done: np.ndarray) -> None:
         """Zero the state of rows where `done` (bool (n,)) is True."""
 
-    def burn_in(self, frames: np.ndarray, mask: np.ndarray) -> None:
-        """Warm up on frames uint8 (n,t,3,64,64); mask bool (n,t) is False on left padding."""
+    def burn_in(self, frames: np.ndarray, mask: np.ndarray, actions: np.ndarray) -> None:
+        """Warm up on frames uint8 (n,t,3,64,64) and the actions int64 (n,t) taken after them;
+        mask bool (n,t) is False on left padding."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """obs uint8 (n,3,64,64) -> actions int64 (n,)."""
@@ -44,7 +45,7 @@ class RandomPolicy:
     def reset_rows(self, done: np.ndarray) -> None:
         pass
 
-    def burn_in(self, frames: np.ndarray, mask: np.ndarray) -> None:
+    def burn_in(self, frames: np.ndarray, mask: np.ndarray, actions: np.ndarray) -> None:
         pass
 
     def act(self, obs: np.ndarray) -> np.ndarray:
