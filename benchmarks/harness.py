@@ -19,7 +19,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from rem.training.run_dir import git_info
 
 
 class BenchError(RuntimeError):
@@ -211,25 +212,12 @@ def measure(
 
 
 def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
+    """Short commit of the checkout, with `-dirty` for uncommitted changes (run manifests'
+    `git_info`)."""
+    info = git_info()
+    if info["commit"] is None:
         return None
-    if head.returncode:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return info["commit"][:7] + ("-dirty" if info["dirty"] else "")
 
 
 def _cpu_model() -> str:

@@ -16,6 +16,25 @@ save mode:   after each episode "Save episode? [Y/n]" -> media/episodes/saved/
 """
 
 
+def add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that `rem play` and `rem video` share."""
+    parser.add_argument("--seed", type=int, default=0, help="env and policy seed (default 0)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="agent sampling temperature (default: the run's test temperature, 0.5 in the paper "
+        "protocol; the reference play tool used 1.0)",
+    )
+    parser.add_argument("--device", default="auto", help="torch device (default auto)")
+    parser.add_argument(
+        "--episode-set",
+        choices=["train", "test", "imagination", "saved"],
+        default=None,
+        help="episodes mode: which set (default: the first with episodes)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rem.viewer.modes import MODES
 
@@ -34,21 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--save-mode", action="store_true", help="ask after each episode whether to keep it"
     )
-    parser.add_argument("--seed", type=int, default=0, help="env and policy seed (default 0)")
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help="agent sampling temperature (default: the run's test temperature, 0.5 in the paper "
-        "protocol; the reference play tool used 1.0)",
-    )
-    parser.add_argument("--device", default="auto", help="torch device (default auto)")
-    parser.add_argument(
-        "--episode-set",
-        choices=["train", "test", "imagination", "saved"],
-        default=None,
-        help="episodes mode: set to open first",
-    )
+    add_view_arguments(parser)
     parser.add_argument(
         "--window-height", type=int, default=800, help="window height in pixels (integer upscale)"
     )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rem.cli import UserError
+from rem.cli.play import add_view_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,20 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--fps", type=float, default=15.0, help="video frame rate (default 15)")
     parser.add_argument("--header", action="store_true", help="draw action, reward, done")
-    parser.add_argument("--seed", type=int, default=0, help="env and policy seed (default 0)")
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help="agent sampling temperature (default: the run's test temperature)",
-    )
-    parser.add_argument("--device", default="auto", help="torch device (default auto)")
-    parser.add_argument(
-        "--episode-set",
-        choices=["train", "test", "imagination", "saved"],
-        default=None,
-        help="episodes mode: which set (default: the first with episodes)",
-    )
+    add_view_arguments(parser)
     parser.add_argument(
         "--still",
         default=None,
