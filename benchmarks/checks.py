@@ -75,9 +75,24 @@ def _is_to_cpu(func: Any, args: tuple, kwargs: dict) -> bool:
     )
 
 
+_TORCH_SHIMS = ("overrides.py", "_tensor.py", "functional.py", "_jit_internal.py")
+
+
 def _caller() -> str:
-    """The innermost stack frame inside `rem/` (else the innermost outside torch)."""
+    """The innermost stack frame inside `rem/` (else the innermost outside torch).
+
+    A call made by torch's own code (e.g. AdamW reading its CPU step counters) is labelled
+    "<inside torch>" even when `rem` code called into torch: it is not ours to remove.
+    """
     frame = sys._getframe(2)
+    # torch's dispatch shims (Python-level Tensor methods, torch.functional) are not callers
+    while frame is not None and any(
+        frame.f_code.co_filename.endswith(f"/torch/{shim}") for shim in _TORCH_SHIMS
+    ):
+        frame = frame.f_back
+    if frame is not None and "/torch/" in frame.f_code.co_filename:
+        where = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
+        return f"<inside torch> {where} ({frame.f_code.co_name})"
     first_outside_torch = None
     rem = str(REM_ROOT)
     while frame is not None:

@@ -228,6 +228,22 @@ def targets(results: list[BenchResult], device: torch.device) -> dict[str, Any]:
             "pass": stack.derived["wrapper_overhead_pass"],
             "applies": True,
         }
+        out["env_wrapper_logic_overhead (without the protocol's resize)"] = {
+            "value": stack.derived["split_vs_raw"]["wrapper_logic"],
+            "resize_share": stack.derived["split_vs_raw"]["protocol_resize"],
+            "target": "<= +10%",
+            "pass": stack.derived["wrapper_logic_overhead_pass"],
+            "applies": True,
+        }
+    checks = next((r for r in results if r.suite == "checks"), None)
+    if checks:
+        totals = checks.derived["runtime_sync_totals_in_rem"]
+        out["host_device_syncs_per_training_step"] = {
+            "value": totals,
+            "target": "0 in every step kind",
+            "pass": not any(totals.values()),
+            "applies": True,
+        }
     for r in results:
         if r.suite == "retention" and "speedup_chunkwise_over_recurrent" in r.derived:
             n = r.config["n"]

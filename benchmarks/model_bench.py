@@ -1,8 +1,9 @@
 """Model hot paths: tokenizer, world model (POP / no-POP), imagination, actor-critic.
 
-Every training step is timed the way `rem.training.trainer.Trainer._train_component` runs
-it: zero grads, loss under the run's autocast, backward, `clip_grad_norm_`, AdamW step, then
-`float(norm)` and `float(loss)` (the trainer reads both every step). Batches are synthetic
+Every training step is the trainer's own, `rem.training.step.optimizer_step`: zero grads, loss
+under the run's autocast (metrics kept on the device), backward, `clip_grad_norm_`, AdamW
+step, no host read (the trainer reads a phase's metrics once at its end; on a GPU the
+harness synchronises before stopping the clock). Batches are synthetic
 (uniform random frames, actions, all steps real) with the shapes of spec 2.5, moved with
 `rem.data.sampler.batch_to_device`; the cost of a step does not depend on frame content.
 
@@ -125,16 +126,12 @@ def train_step(
     max_grad_norm: float,
 ) -> Callable[[], None]:
     """One optimiser step as the trainer does it (see the module docstring)."""
+    from rem.training.step import optimizer_step
+
     params = [p for group in optimizer.param_groups for p in group["params"]]
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(args):
-            loss, _ = loss_fn()
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        float(norm), float(loss.detach())  # the trainer reads both every step
+        optimizer_step(loss_fn, optimizer, params, max_grad_norm, autocast(args))
 
     return step
 
@@ -201,7 +198,10 @@ def tokenizer_step(s: Setup, args: Any) -> Callable[[], None]:
     a.train()
     batch = synthetic_batch(s.batch["tokenizer"], 1, s.num_actions, s.device)
     return train_step(
-        args, s.optimizers.tokenizer, lambda: a.tokenizer.compute_loss(batch), t.max_grad_norm
+        args,
+        s.optimizers.tokenizer,
+        lambda: a.tokenizer.compute_loss(batch, metrics_as_tensors=True),
+        t.max_grad_norm,
     )
 
 
@@ -215,7 +215,7 @@ def world_model_step(s: Setup, args: Any) -> Callable[[], None]:
     return train_step(
         args,
         s.optimizers.world_model,
-        lambda: a.world_model.compute_loss(batch, a.tokenizer),
+        lambda: a.world_model.compute_loss(batch, a.tokenizer, metrics_as_tensors=True),
         t.max_grad_norm,
     )
 
@@ -230,7 +230,9 @@ def actor_critic_step(s: Setup, args: Any) -> Callable[[], None]:
     return train_step(
         args,
         s.optimizers.actor_critic,
-        lambda: a.actor_critic.compute_loss(batch, a.tokenizer, a.world_model),
+        lambda: a.actor_critic.compute_loss(
+            batch, a.tokenizer, a.world_model, metrics_as_tensors=True
+        ),
         t.max_grad_norm,
     )
 

@@ -38,7 +38,10 @@ class SegmentSampler:
         context: int = 0,
         padding: Padding = "right",
         rng: np.random.Generator,
+        pin_memory: bool = False,
     ) -> None:
+        """pin_memory: build batches in page-locked host memory (a CUDA run), so that
+        `batch_to_device` copies them asynchronously instead of stalling the host."""
         if padding not in ("right", "left"):
             raise ValueError(f"padding must be 'right' or 'left', got {padding!r}")
         if batch_size < 1 or context < 0:
@@ -54,6 +57,7 @@ class SegmentSampler:
         self.context = context
         self.padding = padding
         self.rng = rng
+        self.pin_memory = pin_memory
         self._episodes: list[Episode] = []
         self._pairs = np.zeros((0, 2), dtype=np.int64)  # (index into _episodes, sample i)
         self._order = np.zeros(0, dtype=np.int64)
@@ -105,11 +109,17 @@ class SegmentSampler:
         (b,s), ends int64 (b,s), mask_padding bool (b,s) (True = real step)."""
         b, s = self.batch_size, self.segment_length
         frame_shape = self._episodes[0].observations.shape[1:] if self._episodes else (3, 64, 64)
-        observations = np.zeros((b, s, *frame_shape), dtype=np.uint8)
-        actions = np.zeros((b, s), dtype=np.int64)
-        rewards = np.zeros((b, s), dtype=np.float32)
-        ends = np.zeros((b, s), dtype=np.int64)
-        mask = np.zeros((b, s), dtype=bool)
+        # torch buffers (page-locked when asked) filled through numpy views
+        out = {
+            "observations": torch.zeros((b, s, *frame_shape), dtype=torch.uint8),
+            "actions": torch.zeros((b, s), dtype=torch.int64),
+            "rewards": torch.zeros((b, s), dtype=torch.float32),
+            "ends": torch.zeros((b, s), dtype=torch.int64),
+            "mask_padding": torch.zeros((b, s), dtype=torch.bool),
+        }
+        if self.pin_memory:
+            out = {k: v.pin_memory() for k, v in out.items()}
+        observations, actions, rewards, ends, mask = (v.numpy() for v in out.values())
         for row, k in enumerate(self._next_indices()):
             episode = self._episodes[self._pairs[k, 0]]
             start, stop = self.window(int(self._pairs[k, 1]))
@@ -121,17 +131,14 @@ class SegmentSampler:
             ends[row, dst] = episode.ends[lo:hi]
             mask[row, dst] = True
         assert (mask.sum(1) > self.context).all(), "a segment has too few real steps"
-        return {
-            "observations": torch.from_numpy(observations),
-            "actions": torch.from_numpy(actions),
-            "rewards": torch.from_numpy(rewards),
-            "ends": torch.from_numpy(ends),
-            "mask_padding": torch.from_numpy(mask),
-        }
+        return out
 
 
 def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
-    """Move a batch to `device`; observations uint8 (b,s,3,h,w) -> float32 in [0, 1]."""
+    """Move a batch to `device`; observations uint8 (b,s,3,h,w) -> float32 in [0, 1].
+
+    The copy is asynchronous only from page-locked memory (`SegmentSampler(pin_memory=True)`);
+    from ordinary memory CUDA makes the host wait for it."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     out["observations"] = out["observations"].float().div_(255.0)
     return out

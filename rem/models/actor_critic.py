@@ -144,11 +144,9 @@ class RecurrentActorCritic(nn.Module):
         feed_actions = self.cfg.burnin_feed_actions and self.include_action_inputs
         if feed_actions and actions is None:
             raise ValueError("actor_critic.burnin_feed_actions is on: burn_in needs the actions")
-        # one host read for all columns (not one device sync per column)
-        active = mask.any(dim=0).tolist()
+        # Every column is stepped, all-padding ones too (their rows keep their state through
+        # the mask): skipping them would read the mask on the host, a sync per training step.
         for i in range(inputs.shape[1]):
-            if not active[i]:
-                continue  # all-padding column: nothing to update
             _, _, state = self.obs_step(inputs[:, i], state, mask[:, i])
             if feed_actions:
                 state = self.action_step(actions[:, i], state, mask[:, i])
@@ -224,7 +222,9 @@ class RecurrentActorCritic(nn.Module):
         actor-critic across imagined steps, never into the tokenizer or the world model.
 
         batch: observations (b, s, 3, 64, 64) float [0, 1], actions (b, s) long,
-        mask_padding (b, s) bool (left padded; the last two steps must be real).
+        mask_padding (b, s) bool (left padded; the last two steps must be real: `SegmentSampler`
+        guarantees it on the host, where checking is free; checking here would cost a
+        host-device sync per training step).
         actions: optional (b, H_eff) long to replay instead of sampling (re-evaluating a
         recorded rollout); generator: optional RNG of the world model's samples (policy
         samples use the global RNG, so replayed actions meet the same world-model draws).
@@ -235,8 +235,6 @@ class RecurrentActorCritic(nn.Module):
         b, s = obs.shape[:2]
         if s < self.context_length:
             raise ValueError(f"segments need >= {self.context_length} steps, got {s}")
-        if not bool(mask[:, -self.context_length :].all()):
-            raise ValueError("the last context_length steps of every segment must be real")
         with torch.no_grad():
             enc = tokenizer.encode(rearrange(obs, "b s c h w -> (b s) c h w"))
             tokens = rearrange(enc.tokens, "(b s) k -> b s k", b=b)
@@ -290,9 +288,10 @@ class RecurrentActorCritic(nn.Module):
         )
 
     def loss_from_rollout(
-        self, rollout: ImaginationRollout
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """REINFORCE with a value baseline + entropy bonus + value MSE over steps 0..H-2."""
+        self, rollout: ImaginationRollout, *, metrics_as_tensors: bool = False
+    ) -> tuple[torch.Tensor, dict]:
+        """REINFORCE with a value baseline + entropy bonus + value MSE over steps 0..H-2.
+        Metrics as floats, or as detached 0-d tensors with `metrics_as_tensors` (no sync)."""
         returns = lambda_returns(
             rollout.rewards, rollout.values.detach(), rollout.dones, self.cfg.gamma, self.cfg.lam
         )[:, :-1]
@@ -316,29 +315,38 @@ class RecurrentActorCritic(nn.Module):
             "value_mean",
             "return_mean",
         )
-        values = torch.stack(
-            [
-                policy_loss,
-                entropy_loss,
-                entropy,
-                value_loss,
-                loss,
-                rollout.rewards.sum(1).mean(),
-                rollout.dones.float().mean(),
-                rollout.values.mean(),
-                returns.mean(),
-            ]
-        ).detach()
-        return loss, dict(zip(names, values.float().tolist()))  # one host-device sync
+        values = (
+            torch.stack(
+                [
+                    policy_loss,
+                    entropy_loss,
+                    entropy,
+                    value_loss,
+                    loss,
+                    rollout.rewards.sum(1).mean(),
+                    rollout.dones.float().mean(),
+                    rollout.values.mean(),
+                    returns.mean(),
+                ]
+            )
+            .detach()
+            .float()
+        )
+        if metrics_as_tensors:
+            return loss, dict(zip(names, values.unbind()))
+        return loss, dict(zip(names, values.tolist()))  # one host-device sync
 
     def compute_loss(
         self,
         batch: dict[str, torch.Tensor],
         tokenizer: nn.Module,
         world_model: nn.Module,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+        *,
+        metrics_as_tensors: bool = False,
+    ) -> tuple[torch.Tensor, dict]:
         """One imagination rollout on `batch` (see `imagine`) -> (loss, metrics)."""
-        return self.loss_from_rollout(self.imagine(batch, tokenizer, world_model))
+        rollout = self.imagine(batch, tokenizer, world_model)
+        return self.loss_from_rollout(rollout, metrics_as_tensors=metrics_as_tensors)
 
 
 class LSAC(RecurrentActorCritic):

@@ -180,30 +180,48 @@ class Tokenizer(nn.Module):
 
     # ------------------------------------------------------------------ loss
 
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor], *, metrics_as_tensors: bool = False
+    ) -> tuple[torch.Tensor, dict]:
         """batch["observations"]: (..., 3, 64, 64) float in [0, 1]; frames where
-        batch["mask_padding"] (...) is False are skipped. Returns (loss, metrics)."""
-        obs = batch["observations"]
+        batch["mask_padding"] (...) is False get weight 0. Returns (loss, metrics): metrics as
+        floats, or as detached 0-d tensors with `metrics_as_tensors` (no host-device sync at all;
+        the trainer reads them once per epoch).
+
+        Each term is a mean over the real frames of a per-frame mean. Padded frames are weighted
+        out rather than selected: selecting them by the mask would read it on the host, a
+        synchronisation in every training step.
+        """
+        x = rearrange(batch["observations"], "... c h w -> (...) c h w")
+        weight = None
         if "mask_padding" in batch:
-            obs = obs[batch["mask_padding"]]
-        x = rearrange(obs, "... c h w -> (...) c h w")
-        if x.shape[0] == 0:
-            raise ValueError("tokenizer batch has no real (unpadded) frames")
+            weight = rearrange(batch["mask_padding"], "... -> (...)").float()
+
+        def frame_mean(per_frame: torch.Tensor) -> torch.Tensor:
+            """(n, ...) -> scalar: mean over elements of each frame, then over real frames."""
+            per_frame = per_frame.flatten(1).mean(1) if per_frame.dim() > 1 else per_frame
+            if weight is None:
+                return per_frame.mean()
+            # clamp: a batch without real frames gives 0, never NaN (the sampler cannot make one)
+            return (per_frame * weight).sum() / weight.sum().clamp(min=1.0)
+
         z = self.pre_quant_conv(self.encoder(2.0 * x - 1.0))
         z_q, _ = self._quantize(z)
         z, z_q = z.float(), z_q.float()
-        commitment = F.mse_loss(z_q, z.detach()) + 1.0 * F.mse_loss(z, z_q.detach())
+        commitment = frame_mean((z_q - z.detach()) ** 2) + 1.0 * frame_mean((z - z_q.detach()) ** 2)
         target = 2.0 * x.float() - 1.0
         recon = self.decode_raw(z + (z_q - z).detach()).float()
-        reconstruction = F.mse_loss(recon, target)
+        reconstruction = frame_mean((recon - target) ** 2)
         loss = commitment + reconstruction
         names, values = ["commitment_loss", "reconstruction_loss"], [commitment, reconstruction]
         if self.perceptual is not None:
-            perceptual = self.perceptual(target, recon).float().mean()
+            perceptual = frame_mean(self.perceptual(target, recon).float())
             loss = loss + perceptual
             names.append("perceptual_loss")
             values.append(perceptual)
         names.append("loss")
         values.append(loss)
-        # one host-device sync for all metrics (not one `.item()` each)
-        return loss, dict(zip(names, torch.stack(values).detach().tolist()))
+        stacked = torch.stack(values).detach()
+        if metrics_as_tensors:
+            return loss, dict(zip(names, stacked.unbind()))
+        return loss, dict(zip(names, stacked.tolist()))  # one sync for all metrics

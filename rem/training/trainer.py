@@ -22,7 +22,6 @@ import contextlib
 import math
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from rem.training.media import EpisodeSaver, save_reconstructions
 from rem.training.metrics import MetricsLogger
 from rem.training.rng import configure_determinism, rng_state, seed_everything, set_rng_state
 from rem.training.run_dir import RunDir, device_info
+from rem.training.step import Metrics, optimizer_step, summarise_phase
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,18 +86,10 @@ class Component:
     optimizer: torch.optim.Optimizer
     cfg: ComponentTrainingConfig
     sampler: Any  # SegmentSampler
-    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, Metrics]]
 
     def active(self, epoch: int) -> bool:
         return epoch > self.cfg.start_after_epochs and self.cfg.steps_per_epoch > 0
-
-
-def _mean_metrics(rows: list[dict[str, float]], prefix: str) -> dict[str, float]:
-    sums: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        for key, value in row.items():
-            sums[key].append(float(value))
-    return {f"{prefix}/{k}": float(np.mean(v)) for k, v in sums.items()}
 
 
 class Trainer:
@@ -192,14 +184,18 @@ class Trainer:
                 context=c,
                 padding=pad,
                 rng=np.random.default_rng(derived_seed(self.seed, SEED_SAMPLER, i)),
+                pin_memory=self.device.type == "cuda",
             )
             for i, (name, (b, s, c, pad)) in enumerate(shapes.items())
         }
+        # metrics stay on the device: a phase reads them once at its end (rem.training.step)
         losses = {
-            "tokenizer": agent.tokenizer.compute_loss,
-            "world_model": lambda batch: agent.world_model.compute_loss(batch, agent.tokenizer),
+            "tokenizer": lambda batch: agent.tokenizer.compute_loss(batch, metrics_as_tensors=True),
+            "world_model": lambda batch: agent.world_model.compute_loss(
+                batch, agent.tokenizer, metrics_as_tensors=True
+            ),
             "actor_critic": lambda batch: agent.actor_critic.compute_loss(
-                batch, agent.tokenizer, agent.world_model
+                batch, agent.tokenizer, agent.world_model, metrics_as_tensors=True
             ),
         }
         self.components = [
@@ -281,27 +277,17 @@ class Trainer:
         )
         for _ in bar:
             batch = self.to_device(comp.sampler.sample())
-            comp.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                loss, metrics = comp.loss(batch)
-            loss.backward()
-            # clip_grad_norm_ returns the total norm *before* clipping (what the spec logs)
-            norm = nn.utils.clip_grad_norm_(params, comp.cfg.max_grad_norm)
-            comp.optimizer.step()
+            metrics, norm = optimizer_step(
+                lambda batch=batch: comp.loss(batch),
+                comp.optimizer,
+                params,
+                comp.cfg.max_grad_norm,
+                self._autocast(),
+            )
             rows.append(metrics)
-            norms.append(norm.detach())  # read once after the loop, not a sync per step
-            if self.show_progress:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        norms = torch.stack(norms).float().tolist()
+            norms.append(norm)
         comp.module.eval()
-        out = _mean_metrics(rows, f"{comp.name}/train")
-        out.update(
-            {
-                f"{comp.name}/train/grad_norm_mean": float(np.mean(norms)),
-                f"{comp.name}/train/grad_norm_max": float(np.max(norms)),
-                f"{comp.name}/train/grad_norm_min": float(np.min(norms)),
-            }
-        )
+        out = summarise_phase(rows, f"{comp.name}/train", norms)  # the phase's one host read
         return out
 
     def _test_episodes(self, episodes: int, seed: int, keep: bool):
@@ -350,18 +336,22 @@ class Trainer:
         with self._autocast():
             if epoch > tok.start_after_epochs and (s := sampler(tok.batch_size, 1, 0, "right")):
                 rows = [
-                    agent.tokenizer.compute_loss(self.to_device(s.sample()))[1]
+                    agent.tokenizer.compute_loss(
+                        self.to_device(s.sample()), metrics_as_tensors=True
+                    )[1]
                     for _ in range(math.ceil(len(s) / tok.batch_size))
                 ]  # every test frame once (the last batch wraps around)
-                metrics.update(_mean_metrics(rows, "tokenizer/eval"))
+                metrics.update(summarise_phase(rows, "tokenizer/eval"))
             s = sampler(wm.batch_size, cfg.world_model.max_blocks, context, "right")
             if epoch > wm.start_after_epochs and s is not None:
                 n = max(1, math.ceil(len(s) / 10 / wm.batch_size))  # ~ a tenth of the sequences
                 rows = [
-                    agent.world_model.compute_loss(self.to_device(s.sample()), agent.tokenizer)[1]
+                    agent.world_model.compute_loss(
+                        self.to_device(s.sample()), agent.tokenizer, metrics_as_tensors=True
+                    )[1]
                     for _ in range(n)
                 ]
-                metrics.update(_mean_metrics(rows, "world_model/eval"))
+                metrics.update(summarise_phase(rows, "world_model/eval"))
             s = sampler(ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left")
             if epoch > ac.start_after_epochs and s is not None:
                 metrics.update(self._inspect_imagination(s.sample(), epoch))
