@@ -56,6 +56,7 @@ def test_quick_run_writes_valid_json(tmp_path):
     for expected in (
         "env/raw_ale",
         "env/train_stack",
+        "env/train_stack_without_resize",
         "retention/recurrent_n65",
         "world_model/train_step_pop",
         "world_model/train_step_nopop",
@@ -68,6 +69,10 @@ def test_quick_run_writes_valid_json(tmp_path):
         assert st["min_s"] <= st["median_s"] <= st["max_s"]
         assert r["memory"]["peak_rss_mib"] > 0
         assert isinstance(r["config"], dict) and r["config"]
+    # the raw replay emulated the stack's own frames (the bench raises otherwise)
+    stack = next(r for r in data["results"] if r["name"] == "train_stack")
+    assert stack["config"]["raw_frames_per_repeat"] >= 4 * stack["config"]["agent_steps_per_repeat"]
+    assert set(stack["derived"]["split_vs_raw"]) == {"wrapper_logic", "protocol_resize"}
     # the forms agree, so the speed comparison compares equal computations
     recurrent = next(r for r in data["results"] if r["name"] == "recurrent_n65")
     assert float(recurrent["derived"]["max_abs_err_vs_parallel"]) < 1e-3
