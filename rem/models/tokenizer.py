@@ -186,7 +186,7 @@ class Tokenizer(nn.Module):
         """batch["observations"]: (..., 3, 64, 64) float in [0, 1]; frames where
         batch["mask_padding"] (...) is False get weight 0. Returns (loss, metrics): metrics as
         floats, or as detached 0-d tensors with `metrics_as_tensors` (no host-device sync at all;
-        the trainer reads them once per epoch).
+        the trainer reads them once per phase).
 
         Each term is a mean over the real frames of a per-frame mean. Padded frames are weighted
         out rather than selected: selecting them by the mask would read it on the host, a
