@@ -133,14 +133,13 @@ def bench_env(args: Any, seed: int = 0) -> list[BenchResult]:
             "train_stack_without_resize": logic,
         }
 
+    def stack_chunk(env: gym.Env, c: int) -> None:
+        _agent_loop(env, actions[starts[c] : starts[c] + chunk], seed, starts[c])
+
     runs = {
         "raw_ale": lambda env, c: _replay(env, calls[bounds[c] : bounds[c + 1]]),
-        "train_stack": lambda env, c: _agent_loop(
-            env, actions[starts[c] : starts[c] + chunk], seed, starts[c]
-        ),
-        "train_stack_without_resize": lambda env, c: _agent_loop(
-            env, actions[starts[c] : starts[c] + chunk], seed, starts[c]
-        ),
+        "train_stack": stack_chunk,
+        "train_stack_without_resize": stack_chunk,
     }
     wall: dict[str, list[float]] = {k: [] for k in runs}
     cpu_s: dict[str, list[float]] = {k: [] for k in runs}

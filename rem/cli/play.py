@@ -16,6 +16,20 @@ save mode:   after each episode "Save episode? [Y/n]" -> media/episodes/saved/
 """
 
 
+def open_view(args: argparse.Namespace):
+    """The run folder and the view that `rem play` and `rem video` show -> (info, view);
+    a missing or broken run folder is a UserError naming it."""
+    from rem.viewer.modes import ViewOptions, build_view
+    from rem.viewer.run import RunFolderError, read_run
+
+    try:
+        info = read_run(args.run_dir)
+        options = ViewOptions(args.seed, args.temperature, args.device, args.episode_set)
+        return info, build_view(args.mode, info, options)
+    except (RunFolderError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+
+
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that `rem play` and `rem video` share."""
     parser.add_argument("--seed", type=int, default=0, help="env and policy seed (default 0)")
@@ -92,19 +106,12 @@ def describe_keys(meanings: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from rem.viewer.app import NoDisplayError, ScriptedEvents, Viewer, key_events
     from rem.viewer.episodes import save_episode
-    from rem.viewer.modes import ViewOptions, build_view
     from rem.viewer.recording import Recorder
-    from rem.viewer.run import RunFolderError, read_run
 
     if args.fps <= 0:
         raise UserError(f"--fps must be > 0, got {args.fps}")
     script = parse_script(args.script)
-    try:
-        info = read_run(args.run_dir)
-        options = ViewOptions(args.seed, args.temperature, args.device, args.episode_set)
-        view = build_view(args.mode, info, options)
-    except (RunFolderError, FileNotFoundError) as err:
-        raise UserError(str(err)) from err
+    info, view = open_view(args)
 
     if args.mode == "human-wm":
         print(f"{info.game} keys: {describe_keys(info.meanings)} | Enter reset, Esc quit")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from rem.cli import UserError
-from rem.cli.play import add_view_arguments
+from rem.cli.play import add_view_arguments, open_view
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.viewer.modes import ViewOptions, build_view
-    from rem.viewer.run import RunFolderError, read_run
     from rem.viewer.video import export_video, play_episode, rollout, strip, write_png
 
     out = Path(args.out)
@@ -67,12 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--steps and --still-steps must be >= 1 and --fps > 0")
     if not 0 <= args.still_start < args.steps:
         raise UserError(f"--still-start must be in 0..{args.steps - 1} (within --steps)")
-    try:
-        info = read_run(args.run_dir)
-        options = ViewOptions(args.seed, args.temperature, args.device, args.episode_set)
-        view = build_view(args.mode, info, options)
-    except (RunFolderError, FileNotFoundError) as err:
-        raise UserError(str(err)) from err
+    info, view = open_view(args)
 
     if args.mode == "episodes":
         frames = play_episode(view, args.steps)

@@ -120,6 +120,15 @@ def _missing_note(cfg: ResultsConfig, missing: list[str]) -> str:
     return f"\n**Missing baselines** listed in `results.baselines_extra` but not found: {items}.\n"
 
 
+def _intervals(cfg: ResultsConfig, hns: dict, others: list[str]) -> tuple:
+    """A study's stratified-bootstrap intervals: aggregates, performance profiles, and
+    P(REM > other) for each other algorithm."""
+    agg = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
+    profiles = profile_intervals(hns, TAUS, cfg.reps_profiles, cfg.seed)
+    pairs = {f"{REFERENCE},{b}": (hns[REFERENCE], hns[b]) for b in others}
+    return agg, profiles, improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
+
+
 def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
     refs = load_references(cfg.published_dir)
     games = refs.games
@@ -134,11 +143,8 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
     hns = {name: refs.normalize(s) for name, s in raw.items()}
     colours = figures.palette({a.label: a.colour for a in algos})
 
-    agg = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
-    profiles = profile_intervals(hns, TAUS, cfg.reps_profiles, cfg.seed)
     baselines = [a.label for a in algos if a.label != REFERENCE]
-    pairs = {f"{REFERENCE},{b}": (hns[REFERENCE], hns[b]) for b in baselines}
-    poi = improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
+    agg, profiles, poi = _intervals(cfg, hns, baselines)
 
     out.mkdir(parents=True, exist_ok=True)
     n = len(games)
@@ -187,11 +193,8 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
     hns = {name: refs.normalize(s) for name, s in raw.items()}
     colours = figures.palette({a.label: a.colour for a in algos})
 
-    agg = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
-    profiles = profile_intervals(hns, TAUS, cfg.reps_profiles, cfg.seed)
     others = [a.label for a in algos if a.label != REFERENCE]
-    pairs = {f"{REFERENCE},{b}": (hns[REFERENCE], hns[b]) for b in others}
-    poi = improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
+    agg, profiles, poi = _intervals(cfg, hns, others)
 
     # REM vs each ablation on every game where the ablation has runs (ragged for no-pop).
     wide = {}
