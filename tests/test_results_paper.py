@@ -96,7 +96,10 @@ def test_a_listed_but_absent_baseline_is_reported_missing(extra, published):
     assert "Ghost" in (extra / "aggregates.md").read_text()
     assert "Missing baselines" in (extra / "per_game.md").read_text()
     prov = json.loads((extra / "provenance.json").read_text())
-    assert prov["missing_baselines"] == {"Ghost": str(published / "extra" / "Ghost.json")}
+    # Named relative to the project root, never as an absolute path of this machine.
+    ghost = prov["missing_baselines"]["Ghost"]
+    assert ghost.endswith("extra/Ghost.json") and not Path(ghost).is_absolute()
+    assert (ROOT / ghost).resolve() == (published / "extra" / "Ghost.json").resolve()
     assert "Ghost" not in {r["algorithm"] for r in rows(extra / "aggregates.csv")}
 
 

@@ -53,6 +53,14 @@ def _draw(rs: np.random.RandomState, highs: np.ndarray, reps: int) -> np.ndarray
     return rs.randint(0, bound, size=(reps, highs.size), dtype=np.int32)  # same stream as int64
 
 
+def _check(scores) -> None:
+    """The traps rliable does not catch: raw scores where normalised ones belong."""
+    from rem.results.checks import check_normalised
+
+    for s in scores:
+        check_normalised(s)
+
+
 def _resample(lay: M.Layout, idx: np.ndarray) -> np.ndarray:
     """idx (reps, N) run indices -> (reps, N) scores: element (r, g) takes run idx of game g."""
     return lay.pool[lay.offsets[lay.game] + idx]
@@ -61,7 +69,11 @@ def _resample(lay: M.Layout, idx: np.ndarray) -> np.ndarray:
 def aggregate_intervals(
     scores: dict[str, Scores], reps: int, seed: int, size: float = 0.95
 ) -> dict[str, Interval]:
-    """Mean, median, IQM, optimality gap, #superhuman with stratified-bootstrap CIs."""
+    """Mean, median, IQM, optimality gap, #superhuman with stratified-bootstrap CIs.
+
+    scores: human-normalised (a set that looks raw is refused, rem.results.checks).
+    """
+    _check(scores.values())
     out = {}
     for name, s in scores.items():
         rs = np.random.RandomState(seed)
@@ -81,6 +93,7 @@ def profile_intervals(
     scores: dict[str, Scores], taus: np.ndarray, reps: int, seed: int, size: float = 0.95
 ) -> dict[str, Interval]:
     """Performance profiles (fraction of runs with score > tau) with CIs at every tau."""
+    _check(scores.values())
     chunk = max(1, CHUNK // 8)  # (chunk, N, T) booleans per block
     out = {}
     for name, s in scores.items():
@@ -101,6 +114,7 @@ def improvement_intervals(
     pairs: dict[str, tuple[Scores, Scores]], reps: int, seed: int, size: float = 0.95
 ) -> dict[str, Interval]:
     """P(X > Y) with CIs from independent stratified resampling of X and Y (rliable)."""
+    _check(s for pair in pairs.values() for s in pair)
     out = {}
     for name, (x, y) in pairs.items():
         rs = np.random.RandomState(seed)

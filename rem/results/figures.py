@@ -202,27 +202,59 @@ def summary_figure(
     return fig
 
 
+def add_footer(fig: plt.Figure, lines: list[str], title: str = "") -> plt.Figure:
+    """Text under the axes (kept by bbox_inches='tight'): protocol warnings, coverage."""
+    if not lines:
+        return fig
+    text = "\n".join(([title] if title else []) + lines)
+    # Below any text already placed under the axes in figure coordinates (rliable's xlabel).
+    below = [t.get_position()[1] for t in fig.texts if t.get_position()[1] < 0.05]
+    y = min(below) - 0.08 if below else -0.01
+    fig.text(0.0, y, text, ha="left", va="top", fontsize=7, color="#7a0000", wrap=False)
+    return fig
+
+
+def preliminary(fig: plt.Figure, coverage: str) -> plt.Figure:
+    """Stamp a figure of a partial report: PRELIMINARY and its coverage (N of M runs)."""
+    fig.text(
+        0.5, 1.0, f"PRELIMINARY ({coverage})", ha="center", va="bottom", fontsize=11,
+        color="#b00000", fontweight="bold",
+    )  # fmt: skip
+    return fig
+
+
 def learning_curves_figure(
     curves: dict[str, dict[str, list[tuple[str, np.ndarray, np.ndarray]]]],
     colours: dict[str, tuple],
+    published: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> plt.Figure:
     """One panel per game; per variant one line per seed (solid test return, dashed train).
 
     curves[game][variant] = [(label, epochs (t,), returns (t,)), ...], label 'test', 'train'
     or 'final' (the final evaluation, drawn as a star).
+    published[game][variant] = (runs,) published final raw scores of the variant's
+    counterpart: each run a point at the right end of the panel, their mean +- standard
+    error a horizontal band across it, so a run's place against the paper shows at a glance.
+    One legend, outside the panels.
     """
-    games = sorted(curves)
+    published = published or {}
+    games = sorted(set(curves) | set(published))
     if not games:
         return placeholder("No learning curves: no readable metrics.jsonl in the run folders.")
     cols = min(4, max(1, len(games)))
     rows = max(1, -(-len(games) // cols))
+    handles: dict[str, object] = {}
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(4 * cols + 2.2, 3 * rows), squeeze=False, layout="constrained"
+        )
         for ax in axes.flat[len(games) :]:
             ax.set_visible(False)
         for ax, game in zip(axes.flat, games):
-            for variant, lines in sorted(curves[game].items()):
+            end = 0
+            for variant, lines in sorted(curves.get(game, {}).items()):
                 for label, epochs, values in lines:
+                    end = max(end, int(np.max(epochs)) if len(epochs) else 0)
                     if label == "final":
                         ax.plot(epochs, values, "*", color=colours[variant], ms=9)
                         continue
@@ -236,14 +268,77 @@ def learning_curves_figure(
                         lw=1.2,
                         alpha=0.85,
                     )
-                ax.plot([], [], color=colours[variant], label=variant)
-            ax.plot([], [], color="grey", ls="-", label="test return")
-            ax.plot([], [], color="grey", ls="--", label="train return")
-            ax.plot([], [], "*", color="grey", label="final evaluation")
+                handles.setdefault(
+                    variant, plt.Line2D([], [], color=colours[variant], label=f"ours: {variant}")
+                )
+            end = max(end, 1)
+            for k, (variant, runs) in enumerate(sorted(published.get(game, {}).items())):
+                colour = colours.get(variant, "grey")
+                mean = float(np.mean(runs))
+                sem = float(np.std(runs, ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else 0.0
+                ax.axhspan(mean - sem, mean + sem, color=colour, alpha=0.15, lw=0)
+                ax.axhline(mean, color=colour, lw=0.8, ls=":")
+                # Points just right of the last epoch, spread so that equal scores stay visible.
+                xs = end * (1.02 + 0.012 * k) + np.linspace(0, end * 0.02, len(runs))
+                ax.plot(xs, runs, "D", color=colour, ms=4, mec="k", mew=0.4)
+                handles.setdefault(
+                    f"pub:{variant}",
+                    plt.Line2D([], [], color=colour, marker="D", ls=":", mec="k", mew=0.4,
+                               label=f"published ({variant}): runs, mean \u00b1 s.e."),
+                )  # fmt: skip
             ax.set_title(game)
             ax.set_xlabel("epoch")
             ax.set_ylabel("return")
             ax.grid(True, alpha=0.25)
-            ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
+        for key, style in (("test", "-"), ("train", "--")):
+            handles[key] = plt.Line2D([], [], color="grey", ls=style, label=f"{key} return")
+        handles["final"] = plt.Line2D(
+            [], [], color="grey", marker="*", ls="", ms=9, label="final evaluation"
+        )
+        fig.legend(handles=list(handles.values()), loc="outside right upper", fontsize=8,
+                   frameon=False)  # fmt: skip
+    return fig
+
+
+def seed_plan_figure(rows, checks, algorithm: str) -> plt.Figure:
+    """Seed planner: expected 95% CI width of IQM and power against runs per game, one
+    line per game set (and per delta); crosses = the direct simulation. Legends outside."""
+    sets = list(dict.fromkeys(r.games for r in rows))
+    deltas = list(rows[0].power) if rows else []
+    styles = ["-", "--", ":", "-."]
+    colours = sns.color_palette("colorblind", 10)
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained")
+        for i, name in enumerate(sets):
+            rs = [r for r in rows if r.games == name]
+            x = [r.runs for r in rs]
+            left.plot(x, [r.ci_width for r in rs], marker="o", color=colours[i], label=name)
+            if checks:
+                cs = [c for c in checks if c.games == name]
+                left.plot([c.runs for c in cs], [c.simulated_width for c in cs], "x",
+                          color="k", ms=7)  # fmt: skip
+            for j, d in enumerate(deltas):
+                right.plot(x, [r.power[d] for r in rs], marker="o", color=colours[i],
+                           ls=styles[j % len(styles)])  # fmt: skip
+        if checks:
+            left.plot([], [], "x", color="k", label="direct simulation")
+        left.set_xlabel("runs per game")
+        left.set_ylabel("expected 95% CI width of IQM")
+        left.set_xticks(sorted({r.runs for r in rows}))
+        left.grid(True, alpha=0.25)
+        left.set_title(f"CI width (from the published {algorithm} runs)")
+        right.set_xlabel("runs per game")
+        right.set_ylabel("power (95% CI of the IQM difference excludes 0)")
+        right.set_xticks(sorted({r.runs for r in rows}))
+        right.set_ylim(0, 1.02)
+        right.axhline(0.8, color="grey", lw=0.8, ls="--")
+        right.grid(True, alpha=0.25)
+        right.set_title("Power to detect an IQM difference delta")
+        for j, d in enumerate(deltas):
+            right.plot([], [], color="grey", ls=styles[j % len(styles)], label=f"delta = {d:g}")
+        for i, name in enumerate(sets):
+            right.plot([], [], color=colours[i], lw=6, label=name)
+        left.legend(loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False, fontsize=8)
+        right.legend(loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False, fontsize=8,
+                     ncol=2)  # fmt: skip
     return fig

@@ -114,8 +114,7 @@ def batch_aggregates(x: np.ndarray, lay: Layout, ragged: bool | None = None) -> 
         runs = int(lay.counts[0])
         per_game = x.reshape(reps, runs, num_games).mean(axis=1)
         clipped = np.minimum(x, 1.0).mean(axis=1)
-        cut = int(0.25 * n)  # scipy.stats.trim_mean's rule
-        iqm = np.sort(x, axis=1)[:, cut : n - cut].mean(axis=1)
+        iqm = batch_iqm(x)
     out = np.empty((reps, len(METRICS)))
     out[:, 0] = per_game.mean(axis=1)
     out[:, 1] = np.median(per_game, axis=1)
@@ -123,6 +122,14 @@ def batch_aggregates(x: np.ndarray, lay: Layout, ragged: bool | None = None) -> 
     out[:, 3] = 1.0 - clipped
     out[:, 4] = (per_game >= 1.0).sum(axis=1)
     return out
+
+
+def batch_iqm(x: np.ndarray) -> np.ndarray:
+    """x: (reps, N) balanced score sets -> (reps,) IQM: rliable's `aggregate_iqm`, i.e.
+    scipy's 25% trim_mean of all N run-game scores (the order of the N does not matter)."""
+    n = x.shape[1]
+    cut = int(0.25 * n)  # scipy.stats.trim_mean's rule
+    return np.sort(x, axis=1)[:, cut : n - cut].mean(axis=1)
 
 
 def _weighted_trim_mean(x: np.ndarray, copies: np.ndarray) -> np.ndarray:

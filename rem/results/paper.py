@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from rem.results import figures, tables
+from rem.results import protocol as P
 from rem.results.bootstrap import (
     aggregate_intervals,
     improvement_intervals,
     profile_intervals,
 )
 from rem.results.config import ResultsConfig
+from rem.results.paths import display_path
 from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
 from rem.results.studies import (
     ABLATIONS,
@@ -84,8 +86,83 @@ def _load(
     }
 
 
+def published_protocols(cfg: ResultsConfig, algos: list[Algorithm]) -> tuple[dict, list[str]]:
+    """{label: Protocol} for a study's algorithms, and notes (e.g. no protocols.yaml)."""
+    pub = Path(cfg.published_dir)
+    if not (pub / P.PROTOCOLS_FILE).is_file():
+        why = f"no {P.PROTOCOLS_FILE} in {display_path(pub)}: protocols not recorded"
+        return {a.label: P.unknown_protocol(a.label, why) for a in algos}, [why]
+    records = P.load_protocols(pub)
+    return {a.label: records.for_file(a.file, a.label) for a in algos}, [
+        f"Normalisation tables: {records.reference_note()}."
+    ]
+
+
+class StudyProtocols:
+    """The protocol comparison of one study: REM against every other algorithm."""
+
+    def __init__(
+        self, cfg: ResultsConfig, algos: list[Algorithm], title: str, prefix: str = ""
+    ) -> None:
+        self.prefix = prefix  # output file prefix of the study ("" or "ablations_")
+        self.records, self.notes = published_protocols(cfg, algos)
+        self.reference = self.records[REFERENCE]
+        self.others = [self.records[a.label] for a in algos if a.label != REFERENCE]
+        self.title = title
+        P.TERMINAL.emit(title, P.mismatch_lines(self.reference, self.others))
+
+    def markdown(self) -> str:
+        section = P.markdown_section(self.reference, self.others)
+        section = section.replace("`protocols.md`", f"`{self.prefix}protocols.md`")
+        return "\n" + section + "".join(f"\n{n}\n" for n in self.notes)
+
+    def footer(self) -> list[str]:
+        return P.short_summary(self.reference, self.others)
+
+    def latex(self) -> str:
+        lines = P.mismatch_lines(self.reference, self.others)
+        if not lines:
+            return ""
+        return "Protocol differences: " + " ".join(line + "." for line in lines)
+
+    def page(self, study: str) -> str:
+        protocols = [self.reference, *self.others]
+        return "\n".join([
+            f"# Evaluation protocols: {study}", "",
+            "Every score compared in this study, with the protocol it was measured under "
+            "(`results/published/protocols.yaml`). Numbers measured under different "
+            "protocols are not directly comparable; read the differences below with the "
+            "tables.", "",
+            P.protocol_table(protocols, REFERENCE),
+            P.markdown_section(self.reference, self.others),
+            *[f"{n}\n" for n in self.notes],
+            "## Where each value is stated", "",
+            P.sources_markdown(protocols),
+        ])  # fmt: skip
+
+    def rows(self) -> list[list[str]]:
+        return P.mismatch_rows(self.reference, self.others)
+
+    def write(self, out: Path, study: str) -> None:
+        """<prefix>protocols.md (the full records) and <prefix>protocol_mismatches.csv."""
+        atomic_write_text(out / f"{self.prefix}protocols.md", self.page(study))
+        atomic_write_text(out / f"{self.prefix}protocol_mismatches.csv", tables._csv(self.rows()))
+
+    def stamp(self, fig):
+        """A figure footer naming, per algorithm, the fields measured differently."""
+        return figures.add_footer(
+            fig,
+            self.footer(),
+            f"Protocol differences from {REFERENCE} (see {self.prefix}protocols.md):",
+        )
+
+
 def _provenance(
-    cfg: ResultsConfig, algos: list[Algorithm], raw: dict[str, Scores], missing: list[str]
+    cfg: ResultsConfig,
+    algos: list[Algorithm],
+    raw: dict[str, Scores],
+    missing: list[str],
+    protocols: StudyProtocols,
 ) -> str:
     pub = Path(cfg.published_dir)
     doc = {
@@ -107,7 +184,9 @@ def _provenance(
             for a in algos
         },
         "references": {f: _sha256(pub / f) for f in ("RANDOM.json", "HUMAN.json")},
-        "missing_baselines": {m: str(cfg.extra_path(m)) for m in missing},
+        "missing_baselines": {m: display_path(cfg.extra_path(m)) for m in missing},
+        "protocol_mismatches": P.mismatch_lines(protocols.reference, protocols.others),
+        "protocol_notes": protocols.notes,
         "versions": _versions(),
     }
     return json.dumps(doc, indent=2) + "\n"
@@ -116,7 +195,7 @@ def _provenance(
 def _missing_note(cfg: ResultsConfig, missing: list[str]) -> str:
     if not missing:
         return ""
-    items = ", ".join(f"{m} (expected {cfg.extra_path(m)})" for m in missing)
+    items = ", ".join(f"{m} (expected {display_path(cfg.extra_path(m))})" for m in missing)
     return f"\n**Missing baselines** listed in `results.baselines_extra` but not found: {items}.\n"
 
 
@@ -136,7 +215,7 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
     for m in missing:
         print(
             f"rem.results: baseline {m!r} is listed in results.baselines_extra but "
-            f"{cfg.extra_path(m)} does not exist; leaving it out",
+            f"{display_path(cfg.extra_path(m))} does not exist; leaving it out",
             file=sys.stderr,
         )
     raw = _load(cfg, algos, games, games)
@@ -144,11 +223,12 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
     colours = figures.palette({a.label: a.colour for a in algos})
 
     baselines = [a.label for a in algos if a.label != REFERENCE]
+    protocols = StudyProtocols(cfg, algos, "main comparison (REM vs each baseline)")
     agg, profiles, poi = _intervals(cfg, hns, baselines)
 
     out.mkdir(parents=True, exist_ok=True)
     n = len(games)
-    note = _missing_note(cfg, missing)
+    note = _missing_note(cfg, missing) + protocols.markdown()
     tables.write_aggregates_csv(out / "aggregates.csv", agg)
     atomic_write_text(
         out / "aggregates.md",
@@ -163,17 +243,22 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
     table.write_csv(out / "per_game.csv")
     caption = f"Mean raw score per game (Atari 100k, {n} games); aggregates of human-normalised scores below."
     atomic_write_text(out / "per_game.md", table.markdown(caption) + note)
-    atomic_write_text(out / "per_game.tex", table.latex(caption, "tab:atari100k"))
+    atomic_write_text(
+        out / "per_game.tex", table.latex(caption, "tab:atari100k", protocols.latex())
+    )
     tables.write_interval_csv(out / "probability_of_improvement.csv", "pair", poi)
     tables.write_profiles_csv(out / "performance_profile.csv", TAUS, profiles)
-    atomic_write_text(out / "provenance.json", _provenance(cfg, algos, raw, missing))
+    atomic_write_text(out / "provenance.json", _provenance(cfg, algos, raw, missing, protocols))
+    protocols.write(out, "main comparison")
 
-    figures.save(figures.aggregates_figure(agg, colours), out, "aggregates")
-    figures.save(figures.iqm_figure(agg, colours, REFERENCE), out, "iqm")
-    figures.save(figures.profile_figure(profiles, TAUS, colours), out, "performance_profile")
-    figures.save(
+    def save(fig, stem: str) -> None:
+        figures.save(protocols.stamp(fig), out, stem)
+
+    save(figures.aggregates_figure(agg, colours), "aggregates")
+    save(figures.iqm_figure(agg, colours, REFERENCE), "iqm")
+    save(figures.profile_figure(profiles, TAUS, colours), "performance_profile")
+    save(
         figures.improvement_figure(poi, [colours[b] for b in baselines]),
-        out,
         "probability_of_improvement",
     )
     return [out / f for f in study_outputs("main")]
@@ -194,6 +279,7 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
     colours = figures.palette({a.label: a.colour for a in algos})
 
     others = [a.label for a in algos if a.label != REFERENCE]
+    protocols = StudyProtocols(cfg, algos, "ablations (REM vs each ablation)", "ablations_")
     agg, profiles, poi = _intervals(cfg, hns, others)
 
     # REM vs each ablation on every game where the ablation has runs (ragged for no-pop).
@@ -226,26 +312,32 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
             f"counts differ per game ({counts}); each game keeps equal weight "
             "(see rem/results/metrics.py).",
         )
+    md += protocols.markdown()
     atomic_write_text(out / "ablations_aggregates.md", md)
     table = tables.PerGameTable(raw, refs, agg, games)
     table.write_csv(out / "ablations_per_game.csv")
     caption = f"Ablations: mean raw score per game on the {n}-game subset; aggregates of human-normalised scores below."
-    atomic_write_text(out / "ablations_per_game.md", table.markdown(caption))
-    atomic_write_text(out / "ablations_per_game.tex", table.latex(caption, "tab:ablations"))
+    atomic_write_text(out / "ablations_per_game.md", table.markdown(caption) + protocols.markdown())
+    atomic_write_text(
+        out / "ablations_per_game.tex", table.latex(caption, "tab:ablations", protocols.latex())
+    )
     tables.write_interval_csv(out / "ablations_probability_of_improvement.csv", "pair", poi)
     tables.write_profiles_csv(out / "ablations_performance_profile.csv", TAUS, profiles)
-    atomic_write_text(out / "ablations_provenance.json", _provenance(cfg, algos, raw, []))
-
-    figures.save(figures.aggregates_figure(agg, colours), out, "ablations_aggregates")
-    figures.save(
-        figures.profile_figure(profiles, TAUS, colours), out, "ablations_performance_profile"
+    atomic_write_text(
+        out / "ablations_provenance.json", _provenance(cfg, algos, raw, [], protocols)
     )
-    figures.save(
+    protocols.write(out, "ablations")
+
+    def save(fig, stem: str) -> None:
+        figures.save(protocols.stamp(fig), out, stem)
+
+    save(figures.aggregates_figure(agg, colours), "ablations_aggregates")
+    save(figures.profile_figure(profiles, TAUS, colours), "ablations_performance_profile")
+    save(
         figures.improvement_figure(poi, [colours[b] for b in others]),
-        out,
         "ablations_probability_of_improvement",
     )
-    figures.save(figures.summary_figure(poi, agg, colours, REFERENCE), out, "ablations_summary")
+    save(figures.summary_figure(poi, agg, colours, REFERENCE), "ablations_summary")
     return [out / f for f in study_outputs("ablations")]
 
 

@@ -76,6 +76,12 @@ class References:
         return tuple(sorted(self.human))
 
     def normalize(self, scores: Scores) -> Scores:
+        """Raw -> human-normalised; refuses games missing from the tables and scores that
+        look normalised already (rem.results.checks)."""
+        from rem.results.checks import check_games_in_table, check_raw
+
+        check_games_in_table(scores, self)
+        check_raw(scores, self)
         runs = {}
         for g in scores.games:
             runs[g] = (scores.runs[g] - self.random[g]) / (self.human[g] - self.random[g])
@@ -141,8 +147,11 @@ def load_scores(
     known = set(known_games)
     for game in data:
         if game not in known:
+            from rem.results.checks import swapped_file_hint  # checks imports this module
+
             raise ScoreFileError(
                 f"{path}, game {game!r}: unknown game; valid games are {', '.join(known_games)}"
+                + swapped_file_hint(data, known_games)
             )
     runs = {game: _check_runs(path, game, value) for game, value in data.items()}
     if required_games is None:

@@ -84,6 +84,8 @@ MAIN_TABLES = (
     "probability_of_improvement.csv",
     "performance_profile.csv",
     "provenance.json",
+    "protocols.md",
+    "protocol_mismatches.csv",
 )
 MAIN_FIGURES = ("aggregates", "iqm", "performance_profile", "probability_of_improvement")
 
@@ -97,6 +99,8 @@ ABLATION_TABLES = (
     "ablations_probability_of_improvement.csv",
     "ablations_performance_profile.csv",
     "ablations_provenance.json",
+    "ablations_protocols.md",
+    "ablations_protocol_mismatches.csv",
 )
 ABLATION_FIGURES = (
     "ablations_aggregates",

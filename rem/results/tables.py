@@ -142,7 +142,9 @@ class PerGameTable:
         lines += ["", _run_note(self.raw)]
         return "\n".join(lines) + "\n"
 
-    def latex(self, caption: str, label: str) -> str:
+    def latex(self, caption: str, label: str, note: str = "") -> str:
+        """note: printed under the tabular (the study's protocol differences)."""
+
         def esc(s: str) -> str:
             for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                          ("#", r"\#"), ("$", r"\$")):  # fmt: skip
@@ -168,5 +170,8 @@ class PerGameTable:
                 lines.append(r"\midrule")
             cells = [esc(row[0])] + [c if c.startswith(r"\textbf") else esc(c) for c in row[1:]]
             lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        if note:
+            lines += [r"\par\smallskip\footnotesize " + esc(note)]
+        lines += [r"\end{table}"]
         return "\n".join(lines) + "\n"
