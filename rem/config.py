@@ -82,7 +82,10 @@ class ActorCriticConfig:
     include_action_inputs: bool = True  # False = no-action-input ablation
     hidden_dim: int = 512
     burn_in: int = 20
-    burnin_feed_actions: bool = False  # quirk 5.1 (faithful: obs-only burn-in)
+    # quirk 5.1: "reference" (faithful) = an action step after burn-in frame i only when
+    # (i + 1) % tokens_per_frame == 0 (never at 8x8, after frame 15 at 4x4); "never";
+    # "every_frame" (what the reference meant). docs/protocol.md, "Burn-in".
+    burnin_actions: str = "reference"
     imagination_horizon: int = 10
     gamma: float = 0.995
     lam: float = 0.95
@@ -243,6 +246,17 @@ def _coerce(value: Any, typ: Any, key: str, source: str) -> Any:
     raise ConfigError(f"{source}: {key} must be {typ.__name__}, got {value!r}")
 
 
+# Keys that no longer exist -> how to say the same thing now (a clear error, never silence).
+_REPLACED_KEYS = {
+    "actor_critic.burnin_feed_actions": (
+        "actor_critic.burnin_feed_actions was replaced by actor_critic.burnin_actions "
+        "(reference | never | every_frame): burnin_feed_actions=false -> burnin_actions=never, "
+        "burnin_feed_actions=true -> burnin_actions=every_frame; the default, reference, feeds "
+        "the reference code's burn-in action steps (docs/protocol.md, Burn-in)"
+    ),
+}
+
+
 def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise ConfigError(
@@ -251,6 +265,8 @@ def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> Non
     types_ = _field_types(type(obj))
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if dotted in _REPLACED_KEYS:
+            raise ConfigError(f"{source}: {_REPLACED_KEYS[dotted]}")
         if key not in types_:
             raise ConfigError(
                 f"{source}: unknown key {dotted!r}; valid keys here: {', '.join(sorted(types_))}"
@@ -291,6 +307,11 @@ def parse_override(text: str) -> dict[str, Any]:
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type check cannot express."""
+    if cfg.actor_critic.burnin_actions not in {"reference", "never", "every_frame"}:
+        raise ConfigError(
+            "actor_critic.burnin_actions must be reference, never or every_frame, got "
+            f"{cfg.actor_critic.burnin_actions!r}"
+        )
     if cfg.actor_critic.kind not in {"lsac", "pixel"}:
         raise ConfigError(
             f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}"

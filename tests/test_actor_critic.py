@@ -96,25 +96,110 @@ def test_reset_rows_and_masked_burn_in():
     assert (ac.state[0][1] != 0).any()
 
 
-def burned_state(ac, tok, frames, actions):
-    ac.reset(2, "cpu")
-    ac.burn_in(frames, torch.ones(2, 3, dtype=torch.bool), tok, actions=actions)
-    return ac.state[0].clone()
+# ----------------------------------------------------------------------------- burn-in (5.1)
 
 
-def test_burn_in_is_observation_only_by_default():
-    tok = tiny_tokenizer()
-    frames = torch.rand(2, 3, 3, 64, 64)
-    ac = tiny_lsac()
-    a = burned_state(ac, tok, frames, torch.zeros(2, 3, dtype=torch.long))
-    b = burned_state(ac, tok, frames, torch.full((2, 3), 2))
-    torch.testing.assert_close(a, b)  # actions ignored (reference quirk)
-    fed = tiny_lsac(burnin_feed_actions=True)
-    a = burned_state(fed, tok, frames, torch.zeros(2, 3, dtype=torch.long))
-    b = burned_state(fed, tok, frames, torch.full((2, 3), 2))
-    assert not torch.allclose(a, b)
-    with pytest.raises(ValueError, match="burnin_feed_actions"):
-        burned_state(fed, tok, frames, None)
+def spy_steps(ac) -> list[tuple]:
+    """Record the actor-critic's LSTM steps: ("obs", mask) and ("act", actions, mask)."""
+    calls: list[tuple] = []
+    obs_step, action_step = ac.obs_step, ac.action_step
+
+    def obs_spy(x, state, mask=None):
+        calls.append(("obs", None if mask is None else mask.clone()))
+        return obs_step(x, state, mask)
+
+    def action_spy(actions, state, mask=None):
+        calls.append(("act", actions.clone(), None if mask is None else mask.clone()))
+        return action_step(actions, state, mask)
+
+    ac.obs_step, ac.action_step = obs_spy, action_spy
+    return calls
+
+
+def burn_in_case(steps: int, t: int = 20, seed: int = 3):
+    """frames (3, t, 3, 64, 64), mask (3, t), actions (3, t). Row 0 is real throughout, row 1
+    is padding up to frame 16 (so masked at frame 15), row 2 up to frame 4."""
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.rand(3, t, 3, 64, 64, generator=g)
+    mask = torch.ones(3, t, dtype=torch.bool)
+    mask[1, :17] = False
+    mask[2, :5] = False
+    return frames, mask, torch.randint(0, 3, (3, t), generator=g)
+
+
+def hand_burn_in(ac, tok, frames, mask, actions, action_frames):
+    """Observation step per frame, an action step after each frame in `action_frames`."""
+    state = ac.initial_state(frames.shape[0], "cpu")
+    with torch.no_grad():
+        for i in range(frames.shape[1]):
+            _, _, state = ac.obs_step(tok.encode(frames[:, i]).z_quantized, state, mask[:, i])
+            if i in action_frames:
+                state = ac.action_step(actions[:, i], state, mask[:, i])
+    return state
+
+
+def burned(ac, tok, frames, mask, actions):
+    ac.reset(frames.shape[0], "cpu")
+    ac.burn_in(frames, mask, tok, actions=actions)
+    return ac.state
+
+
+def test_reference_burn_in_feeds_one_action_step_after_frame_15_at_4x4():
+    """The reference's condition (i + 1) % tokens_per_frame == 0: 16 tokens per frame and 20
+    burn-in frames -> exactly one action step, after frame 15, with that frame's stored
+    action and padding mask."""
+    tok, (frames, mask, actions) = tiny_tokenizer(4), burn_in_case(4)
+    ac = tiny_lsac(steps=4)
+    assert ac.cfg.burnin_actions == "reference" and ac.tokens_per_frame == 16
+    assert ac.burnin_action_frames(20) == [15]
+    calls = spy_steps(ac)
+    state = burned(ac, tok, frames, mask, actions)
+    assert [c[0] for c in calls] == ["obs"] * 16 + ["act"] + ["obs"] * 4
+    _, fed, fed_mask = calls[16]
+    assert torch.equal(fed, actions[:, 15]) and torch.equal(fed_mask, mask[:, 15])
+    expected = hand_burn_in(ac, tok, frames, mask, actions, {15})
+    torch.testing.assert_close(state, expected)
+    # masked rows untouched: row 1 (padding at frame 15) ends exactly as without the action
+    # step; rows 0 and 2 (real at frame 15) do not
+    obs_only = burned(tiny_lsac(steps=4, burnin_actions="never"), tok, frames, mask, actions)
+    for h, h_obs in zip(state, obs_only):
+        assert torch.equal(h[1], h_obs[1])
+        assert not torch.allclose(h[0], h_obs[0]) and not torch.allclose(h[2], h_obs[2])
+
+
+@pytest.mark.parametrize(
+    ("steps", "kw"),
+    [(3, {}), (4, {"include_action_inputs": False}), (4, {"burnin_actions": "never"})],
+    ids=["8x8", "4x4-no-action-inputs", "4x4-never"],
+)
+def test_burn_in_without_action_steps(steps, kw):
+    """8x8 (64 tokens) with 20 frames never meets the condition; no action inputs, or
+    burnin_actions=never: observation steps only."""
+    tok, (frames, mask, actions) = tiny_tokenizer(steps), burn_in_case(steps)
+    ac = tiny_lsac(steps=steps, **kw)
+    assert ac.burnin_action_frames(20) == []
+    calls = spy_steps(ac)
+    state = burned(ac, tok, frames, mask, actions)
+    assert [c[0] for c in calls] == ["obs"] * 20
+    torch.testing.assert_close(state, hand_burn_in(ac, tok, frames, mask, actions, set()))
+
+
+def test_every_frame_burn_in_and_missing_actions():
+    tok, (frames, mask, actions) = tiny_tokenizer(4), burn_in_case(4)
+    ac = tiny_lsac(steps=4, burnin_actions="every_frame")
+    calls = spy_steps(ac)
+    state = burned(ac, tok, frames, mask, actions)
+    assert [c[0] for c in calls] == ["obs", "act"] * 20
+    expected = hand_burn_in(ac, tok, frames, mask, actions, set(range(20)))
+    torch.testing.assert_close(state, expected)
+    # actions are required only where an action step is fed
+    with pytest.raises(ValueError, match="burnin_actions=every_frame"):
+        burned(ac, tok, frames, mask, None)
+    with pytest.raises(ValueError, match="burnin_actions=reference"):
+        burned(tiny_lsac(steps=4), tok, frames, mask, None)
+    burned(tiny_lsac(steps=4), tok, frames[:, :15], mask[:, :15], None)  # 15 frames: none
+    with pytest.raises(ValueError, match="burnin_actions"):
+        tiny_lsac(burnin_actions="sometimes")
 
 
 def test_act_feeds_an_action_step_unless_disabled():

@@ -17,6 +17,7 @@ from rem.data.episode import Episode
 from rem.data.replay import Replay
 from rem.data.sampler import SegmentSampler, batch_to_device
 from rem.envs.atari import make_env, num_actions
+from rem.evaluation.agent_policy import AgentPolicy
 from rem.models.actor_critic import LSAC, ImaginationRollout
 from rem.models.agent import Agent, build_agent
 from rem.models.lpips import LPIPS
@@ -176,6 +177,47 @@ def test_every_variant_trains_and_imagines(variant, replay):
     assert all(p.grad is None for p in agent.tokenizer.parameters())
     # BPTT: the first step's trunk input affects later values through the LSTM
     assert agent.actor_critic.lstm.weight_hh.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["rem", "no-pop", "no-latent-ac"])
+def test_float64_agent_trains_imagines_and_acts(variant, replay):
+    """`.double()` runs every model in float64 on the float32 frames the samplers give: the
+    tokenizer (LPIPS included), the POP / no-POP world model and the latent / pixel
+    actor-critic each run a loss and a backward; the actor-critic an imagination rollout
+    (world-model imagination steps) and a burn-in + act."""
+    torch.manual_seed(0)
+    cfg = load_config("quick", variant, ["tokenizer.perceptual_loss=true"])
+    stand_in = LPIPS(VGG16Features((2, 2, 2, 2, 2)))
+    agent = build_agent(cfg, num_actions(GAME), perceptual=stand_in).double()
+    data = batches(cfg, replay)
+    assert data["tokenizer"]["observations"].dtype == torch.float32
+    tok, wm, ac = agent.tokenizer, agent.world_model, agent.actor_critic
+    tok_loss, _ = tok.compute_loss(data["tokenizer"])
+    wm_loss, _ = wm.compute_loss(data["world_model"], tok)
+    assert tok_loss.dtype == wm_loss.dtype == torch.float64
+    (tok_loss + wm_loss).backward()
+    for module in (tok, wm):
+        grads = [p.grad for p in module.parameters() if p.requires_grad]
+        assert all(g is not None and g.dtype == torch.float64 for g in grads)
+        assert all(torch.isfinite(g).all() for g in grads)
+    agent.zero_grad(set_to_none=True)
+
+    tok.eval()
+    wm.eval()
+    rollout = ac.imagine(data["actor_critic"], tok, wm)
+    assert rollout.logits.dtype == rollout.values.dtype == torch.float64
+    assert rollout.tokens.shape[1] == ac.effective_horizon  # world-model steps ran
+    ac_loss, _ = ac.loss_from_rollout(rollout)
+    assert ac_loss.dtype == torch.float64 and torch.isfinite(ac_loss)
+    ac_loss.backward()
+    assert all(p.grad.dtype == torch.float64 for p in ac.parameters())
+
+    policy = AgentPolicy(agent, temperature=1.0, epsilon=0.0, device="cpu")
+    frames = (data["actor_critic"]["observations"][:2] * 255).to(torch.uint8).numpy()
+    policy.reset(2)
+    policy.burn_in(frames[:, :-1], np.ones((2, frames.shape[1] - 1), bool), np.zeros((2, 4), int))
+    assert ac.state[0].dtype == torch.float64
+    assert policy.act(frames[:, -1]).shape == (2,)
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -55,8 +55,10 @@ class AgentPolicy:
 
     @torch.no_grad()
     def burn_in(self, frames: np.ndarray, mask: np.ndarray, actions: np.ndarray) -> None:
-        """frames uint8 (n, t, 3, 64, 64), mask bool (n, t), actions int64 (n, t): feed the
-        LSTM (actions only with `actor_critic.burnin_feed_actions`)."""
+        """frames uint8 (n, t, 3, 64, 64), mask bool (n, t), actions int64 (n, t) (the action
+        stored with each frame): feed the LSTM, with action steps where
+        `actor_critic.burnin_actions` says (reference: after frame i with
+        (i + 1) % tokens_per_frame == 0)."""
         if frames.shape[1] == 0:
             return
         mask_t = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)

@@ -7,11 +7,22 @@ codebook vectors become its input (`inputs_from_codes`) and how the trunk embeds
 
 `LSAC` (default): convs on the (e, h, w) code map of a frame -> dense -> LSTMCell, with an
 extra LSTM step on the chosen action's embedding after each observation step (switchable:
-the "no-action-input" ablation). Burn-in feeds observation steps only unless
-`burnin_feed_actions` (reference quirk 5.1).
+the "no-action-input" ablation).
+
+Burn-in (`actor_critic.burnin_actions`, reference quirk 5.1): an observation step per stored
+frame, without gradient; action steps only where the mode says:
+- "reference" (default): after burn-in frame i when (i + 1) % tokens_per_frame == 0 and action
+  inputs are on, with the action stored for frame i and frame i's padding mask. The reference
+  meant "after every frame" but tested the frame index against the tokens per frame: never at
+  8x8 with 20 frames, once (after frame 15) at 4x4. As in the reference, that action step runs
+  in the caller's grad mode (it sits outside the reference's `no_grad`), and the later
+  observation steps overwrite the state's values but not its autograd history, so the
+  imagination loss also reaches the action embedding and the LSTM through that step.
+- "never": observation steps only; "every_frame": an action step after every frame (what the
+  reference meant). Both run entirely without gradient.
 
 Precision: under bf16 autocast the convs/dense layers run in bf16, while the LSTM, the heads
-and every loss run in fp32.
+and every loss run in fp32. A model converted with `.double()` runs in float64 throughout.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from rem.config import ActorCriticConfig
+from rem.models.precision import at_least_fp32
 from rem.models.returns import lambda_returns
 
 State = tuple[torch.Tensor, torch.Tensor]  # LSTM (h, c), each (n, hidden)
@@ -47,9 +59,25 @@ class ImaginationRollout:
     dones: torch.Tensor
 
 
+BURNIN_ACTIONS = ("reference", "never", "every_frame")
+
+
 def _fp32_off(device: torch.device):
-    """Context that disables autocast so the LSTM and heads run in fp32."""
+    """Context that disables autocast so the LSTM and heads run in their own dtype (fp32, or
+    fp64 for a `.double()` model)."""
     return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _values_keep_graph(old: State, new: State) -> State:
+    """The values of `new` (computed without gradient) with the autograd history of `old`.
+
+    What the reference's masked in-place update under `no_grad` does to a state that already
+    carries a graph: the gradient passes through as if the step were the identity. Exact:
+    new + (old - old) adds zeros.
+    """
+    if not old[0].requires_grad:
+        return new
+    return tuple(n.detach() + (o - o.detach()) for o, n in zip(old, new))  # type: ignore[return-value]
 
 
 class RecurrentActorCritic(nn.Module):
@@ -59,9 +87,20 @@ class RecurrentActorCritic(nn.Module):
     include_action_inputs: bool
 
     def __init__(
-        self, cfg: ActorCriticConfig, num_actions: int, lstm_input_dim: int, context_length: int
+        self,
+        cfg: ActorCriticConfig,
+        num_actions: int,
+        lstm_input_dim: int,
+        context_length: int,
+        *,
+        tokens_per_frame: int | None = None,
     ) -> None:
         super().__init__()
+        if cfg.burnin_actions not in BURNIN_ACTIONS:
+            raise ValueError(
+                f"actor_critic.burnin_actions must be one of {', '.join(BURNIN_ACTIONS)}, got "
+                f"{cfg.burnin_actions!r}"
+            )
         if cfg.imagination_horizon < context_length:
             raise ValueError(
                 f"actor_critic.imagination_horizon ({cfg.imagination_horizon}) must be >= "
@@ -75,6 +114,7 @@ class RecurrentActorCritic(nn.Module):
         self.cfg = cfg
         self.num_actions = num_actions
         self.context_length = context_length
+        self.tokens_per_frame = tokens_per_frame  # the "reference" burn-in condition needs it
         self.hidden_dim = cfg.hidden_dim
         self.lstm = nn.LSTMCell(lstm_input_dim, cfg.hidden_dim)
         self.actor = nn.Linear(cfg.hidden_dim, num_actions)
@@ -101,14 +141,20 @@ class RecurrentActorCritic(nn.Module):
         """Imagined steps per rollout: horizon - context_length + 1 (quirk 10.9: 9, not 10)."""
         return self.cfg.imagination_horizon - self.context_length + 1
 
+    @property
+    def state_dtype(self) -> torch.dtype:
+        """The LSTM's dtype (fp32, fp64 after `.double()`): the state's and the heads' dtype."""
+        return self.lstm.weight_ih.dtype
+
     def initial_state(self, n: int, device: torch.device | str) -> State:
-        zeros = torch.zeros(n, self.hidden_dim, device=device)
+        zeros = torch.zeros(n, self.hidden_dim, device=device, dtype=self.state_dtype)
         return zeros, zeros.clone()
 
     def _lstm_step(self, x: torch.Tensor, state: State, mask: torch.Tensor | None) -> State:
         """x: (n, d); mask: (n,) bool or None -> new state; masked-out rows keep theirs."""
+        dtype = self.state_dtype  # x may be bf16 under autocast: the LSTM runs unautocast
         with _fp32_off(x.device):
-            h, c = self.lstm(x.float(), (state[0].float(), state[1].float()))
+            h, c = self.lstm(x.to(dtype), (state[0].to(dtype), state[1].to(dtype)))
         if mask is not None:
             keep = rearrange(~mask, "n -> n 1")
             h = torch.where(keep, state[0], h)
@@ -133,6 +179,19 @@ class RecurrentActorCritic(nn.Module):
             return state
         return self._lstm_step(self.action_embedding(actions), state, mask)
 
+    def burnin_action_frames(self, t: int) -> list[int]:
+        """Burn-in frames (0-based, of t) after which an action step is fed (quirk 5.1)."""
+        if not self.include_action_inputs or self.cfg.burnin_actions == "never":
+            return []
+        if self.cfg.burnin_actions == "every_frame":
+            return list(range(t))
+        if self.tokens_per_frame is None:
+            raise ValueError(
+                "actor_critic.burnin_actions=reference needs the tokens per frame: build the "
+                "actor-critic with tokens_per_frame"
+            )
+        return [i for i in range(t) if (i + 1) % self.tokens_per_frame == 0]
+
     def _burn_in(
         self,
         inputs: torch.Tensor,
@@ -140,16 +199,28 @@ class RecurrentActorCritic(nn.Module):
         state: State,
         actions: torch.Tensor | None,
     ) -> State:
-        """inputs: (n, t, ...), mask: (n, t) bool, actions: (n, t) long or None."""
-        feed_actions = self.cfg.burnin_feed_actions and self.include_action_inputs
-        if feed_actions and actions is None:
-            raise ValueError("actor_critic.burnin_feed_actions is on: burn_in needs the actions")
+        """inputs: (n, t, ...), mask: (n, t) bool, actions: (n, t') long (t' >= t) or None.
+
+        Observation steps never carry gradient. With burnin_actions "reference" the action
+        steps run in the caller's grad mode and later observation steps keep the state's
+        autograd history (exactly the reference's gradient); the other modes are gradient-free.
+        """
+        action_frames = self.burnin_action_frames(inputs.shape[1])
+        if action_frames and actions is None:
+            raise ValueError(
+                f"actor_critic.burnin_actions={self.cfg.burnin_actions} feeds action steps: "
+                "burn_in needs the stored actions"
+            )
+        grad_actions = self.cfg.burnin_actions == "reference" and torch.is_grad_enabled()
         # Every column is stepped, all-padding ones too (their rows keep their state through
         # the mask): skipping them would read the mask on the host, a sync per training step.
         for i in range(inputs.shape[1]):
-            _, _, state = self.obs_step(inputs[:, i], state, mask[:, i])
-            if feed_actions:
-                state = self.action_step(actions[:, i], state, mask[:, i])
+            with torch.no_grad():
+                _, _, new = self.obs_step(inputs[:, i], state, mask[:, i])
+            state = _values_keep_graph(state, new)
+            if i in action_frames:
+                with torch.set_grad_enabled(grad_actions):
+                    state = self.action_step(actions[:, i], state, mask[:, i])
         return state
 
     # ------------------------------------------------------------------ acting API
@@ -179,8 +250,8 @@ class RecurrentActorCritic(nn.Module):
         actions: torch.Tensor | None = None,
     ) -> None:
         """obs: (n, t, 3, 64, 64) float in [0, 1], mask: (n, t) bool (False = padding),
-        actions: (n, t) long (used only with `burnin_feed_actions`). Continues from the
-        current acting state (call `reset` first)."""
+        actions: (n, t) long, the action stored with each frame (fed where
+        `burnin_actions` says). Continues from the current acting state (call `reset` first)."""
         if self.state is None:
             raise RuntimeError("call reset(n, device) before burn_in")
         n, t = obs.shape[:2]
@@ -240,12 +311,10 @@ class RecurrentActorCritic(nn.Module):
             tokens = rearrange(enc.tokens, "(b s) k -> b s k", b=b)
             inputs = self.inputs_from_codes(enc.z_quantized, tokenizer)
             inputs = rearrange(inputs, "(b s) ... -> b s ...", b=b)
-            state = self._burn_in(
-                inputs[:, :-1],
-                mask[:, :-1].bool(),
-                self.initial_state(b, obs.device),
-                real_actions,
-            )
+        # outside no_grad: a "reference" burn-in action step carries gradient (quirk 5.1)
+        state = self._burn_in(
+            inputs[:, :-1], mask[:, :-1].bool(), self.initial_state(b, obs.device), real_actions
+        )
 
         horizon = self.effective_horizon
         if actions is not None and actions.shape != (b, horizon):
@@ -296,7 +365,7 @@ class RecurrentActorCritic(nn.Module):
             rollout.rewards, rollout.values.detach(), rollout.dones, self.cfg.gamma, self.cfg.lam
         )[:, :-1]
         values = rollout.values[:, :-1]
-        log_probs = F.log_softmax(rollout.logits[:, :-1].float(), dim=-1)
+        log_probs = F.log_softmax(at_least_fp32(rollout.logits[:, :-1]), dim=-1)
         chosen = log_probs.gather(-1, rollout.actions[:, :-1, None]).squeeze(-1)
         advantage = returns - values.detach()
         policy_loss = -(chosen * advantage).mean()
@@ -361,7 +430,9 @@ class LSAC(RecurrentActorCritic):
         token_grid: int,
         context_length: int = 2,
     ) -> None:
-        super().__init__(cfg, num_actions, cfg.hidden_dim, context_length)
+        super().__init__(
+            cfg, num_actions, cfg.hidden_dim, context_length, tokens_per_frame=token_grid**2
+        )
         self.include_action_inputs = cfg.include_action_inputs
         self.dense_input_dim = 64 * token_grid * token_grid  # 4096 for 8x8, 1024 for 4x4
         self.convs = nn.Sequential(

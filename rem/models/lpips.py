@@ -21,6 +21,7 @@ import torch
 from einops import reduce
 from torch import nn
 
+from rem.models.precision import at_least_fp32
 from rem.models.vgg import VGG16_WIDTHS, VGG16Features
 
 # Per-RGB-channel scaling of [-1, 1] inputs to the statistics VGG was trained on.
@@ -87,10 +88,11 @@ class LPIPS(nn.Module):
         fx = self.net(self.scaling(x))
         fy = self.net(self.scaling(y))
         total = 0.0
-        # Normalisation and the lin layers in fp32: under bf16 autocast only the VGG convs drop.
+        # Normalisation and the lin layers in at least fp32: under bf16 autocast only the VGG
+        # convs drop (a float64 module stays float64).
         with torch.autocast(device_type=x.device.type, enabled=False):
             for lin, a, b in zip(self.lins, fx, fy):
-                diff = (_unit_normalise(a.float()) - _unit_normalise(b.float())) ** 2
+                diff = (_unit_normalise(at_least_fp32(a)) - _unit_normalise(at_least_fp32(b))) ** 2
                 total = total + reduce(lin(diff), "b 1 h w -> b", "mean")
         return total
 

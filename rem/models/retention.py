@@ -19,9 +19,10 @@ Positions are absolute offsets passed in by the caller (segment-relative in the 
 q and k at position p are rotated by exp(i p theta_i) over interleaved pairs (2i, 2i+1), with
 theta_i = 10000^(-i / (d/2 - 1)) (yar's scheme, no xPos length scaling).
 
-The retention arithmetic (rotation, decays, state accumulation) runs in float32 with autocast
-off: bf16 powers of gamma near 1 and long bf16 sums lose too much precision. The projections
-around it stay under autocast.
+The retention arithmetic (rotation, decays, state accumulation) runs in at least float32 with
+autocast off: bf16 powers of gamma near 1 and long bf16 sums lose too much precision. The
+projections around it stay under autocast. A module converted with `.double()` (its gamma and
+theta buffers then float64) runs all of it in float64.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor, nn
+
+from rem.models.precision import at_least_fp32, wide_dtype
 
 # ----------------------------------------------------------------------------- constants
 
@@ -64,13 +67,15 @@ def positions(start: int | Tensor, n: int, device: torch.device) -> Tensor:
 def apply_rotary(x: Tensor, pos: Tensor, thetas: Tensor) -> Tensor:
     """Rotate interleaved pairs of x by angle pos * theta.
 
-    x (b, h, n, d); pos (n,) or (b, n); thetas (d/2,) -> (b, h, n, d), float32.
+    x (b, h, n, d); pos (n,) or (b, n); thetas (d/2,) -> (b, h, n, d), float32 (float64 if
+    x or thetas is).
     """
-    angles = pos.float()[..., None] * thetas  # (n, d/2) or (b, n, d/2)
+    dtype = wide_dtype(x.dtype, thetas.dtype)
+    angles = pos.to(dtype)[..., None] * thetas.to(dtype)  # (n, d/2) or (b, n, d/2)
     if angles.dim() == 3:
         angles = angles[:, None]  # broadcast over heads
     cos, sin = angles.cos(), angles.sin()
-    pairs = rearrange(x.float(), "... (d two) -> ... d two", two=2)
+    pairs = rearrange(x.to(dtype), "... (d two) -> ... d two", two=2)
     re, im = pairs.unbind(-1)
     rotated = torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1)
     return rearrange(rotated, "... d two -> ... (d two)")
@@ -78,8 +83,8 @@ def apply_rotary(x: Tensor, pos: Tensor, thetas: Tensor) -> Tensor:
 
 def _gamma_pow(gamma: Tensor, exponent: Tensor) -> Tensor:
     """gamma^exponent for gamma (h,) and any exponent tensor -> (h, *exponent.shape)."""
-    log_gamma = gamma.float().log().reshape(-1, *([1] * exponent.dim()))
-    return torch.exp(log_gamma * exponent.float())
+    log_gamma = at_least_fp32(gamma).log().reshape(-1, *([1] * exponent.dim()))
+    return torch.exp(log_gamma * exponent.to(log_gamma.dtype))
 
 
 def decay_matrix(gamma: Tensor, n: int) -> Tensor:
@@ -90,7 +95,7 @@ def decay_matrix(gamma: Tensor, n: int) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- core forms
-# q, k, v below are already rotated and k already scaled; all float32.
+# q, k, v below are already rotated and k already scaled; all float32 (or all float64).
 
 
 def retention_parallel(q: Tensor, k: Tensor, v: Tensor, gamma: Tensor) -> Tensor:
@@ -104,7 +109,7 @@ def retention_recurrent(
 ) -> tuple[Tensor, Tensor]:
     """One token. q, k, v (b, h, d); state (b, h, d, e) or None (= zeros) -> o (b, h, e), state."""
     kv = einsum(k, v, "b h d, b h e -> b h d e")
-    state = kv if state is None else gamma.float()[:, None, None] * state + kv
+    state = kv if state is None else at_least_fp32(gamma)[:, None, None] * state + kv
     return einsum(q, state, "b h d, b h d e -> b h e"), state
 
 
@@ -195,16 +200,17 @@ class MultiScaleRetention(nn.Module):
         self.register_buffer("thetas", rotary_thetas(self.head_dim), persistent=False)
 
     def _qkv(self, x: Tensor, start: int | Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x (b, n, E) -> q, k, v (b, h, n, d) float32; q, k rotated, k scaled by 1/sqrt(d)."""
+        """x (b, n, E) -> q, k, v (b, h, n, d) float32 (float64 in a float64 module); q, k
+        rotated, k scaled by 1/sqrt(d)."""
         pos = positions(start, x.shape[1], x.device)
         heads = "b n (h d) -> b h n d"
         q = apply_rotary(rearrange(self.q_proj(x), heads, h=self.num_heads), pos, self.thetas)
         k = apply_rotary(rearrange(self.k_proj(x), heads, h=self.num_heads), pos, self.thetas)
-        v = rearrange(self.v_proj(x), heads, h=self.num_heads).float()
+        v = rearrange(self.v_proj(x), heads, h=self.num_heads).to(q.dtype)
         return q, k / math.sqrt(self.head_dim), v
 
     def _output(self, o: Tensor, x: Tensor) -> Tensor:
-        """o (b, h, n, e) float32, x (b, n, E) the MSR input -> (b, n, E)."""
+        """o (b, h, n, e) float32 or float64, x (b, n, E) the MSR input -> (b, n, E)."""
         o = F.dropout(o, p=self.dropout, training=self.training)
         o = F.layer_norm(o, (self.head_dim,), eps=1e-6)  # == GroupNorm(h groups, no affine)
         o = rearrange(o, "b h n e -> b n (h e)")

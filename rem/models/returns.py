@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from rem.models.precision import at_least_fp32
+
 
 @torch.no_grad()
 def lambda_returns(
@@ -24,7 +26,8 @@ def lambda_returns(
             f"rewards, values, dones must share a (b, t) shape, got {tuple(rewards.shape)}, "
             f"{tuple(values.shape)}, {tuple(dones.shape)}"
         )
-    rewards, values, dones = rewards.float(), values.float(), dones.float()
+    values = at_least_fp32(values)  # float64 values (a float64 model) stay float64
+    rewards, dones = rewards.to(values.dtype), dones.to(values.dtype)
     returns = torch.empty_like(values)
     returns[:, -1] = values[:, -1]
     for k in range(values.shape[1] - 2, -1, -1):

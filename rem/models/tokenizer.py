@@ -7,6 +7,10 @@ Decoder: 1x1 post-quant conv, conv, stages of [GN -> SiLU -> nearest-exact 2x ->
 GN -> SiLU -> conv to RGB. All in [-1, 1] space; `decode` maps back to [0, 1] and clamps.
 Loss: commitment (beta 1) + MSE reconstruction + LPIPS (all weight 1), spec 3.5.
 Tokens are ordered row-major over the (h, w) grid.
+
+Precision: frames are cast to the tokenizer's dtype (float32 frames feed a `.double()`
+tokenizer); quantisation distances and losses run in at least float32 (bf16 autocast would
+flip argmins and lose the loss's precision), float64 in a float64 tokenizer.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from rem.config import TokenizerConfig
+from rem.models.precision import at_least_fp32
 
 FRAME_SIZE = 64
 
@@ -143,9 +148,9 @@ class Tokenizer(nn.Module):
 
     def _quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z: (b, e, h, w) -> (codebook vectors (b, e, h, w) without straight-through, tokens (b, h*w))."""
-        flat = rearrange(z, "b e h w -> (b h w) e").float()
-        codebook = self.embedding.weight.float()
-        # ||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c; in fp32 so bf16 autocast cannot flip argmins.
+        flat = at_least_fp32(rearrange(z, "b e h w -> (b h w) e"))
+        codebook = self.embedding.weight.to(flat.dtype)
+        # ||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c; >= fp32 so bf16 autocast cannot flip argmins.
         dist = (
             flat.pow(2).sum(1, keepdim=True)
             + codebook.pow(2).sum(1)[None, :]
@@ -156,11 +161,15 @@ class Tokenizer(nn.Module):
 
     # ------------------------------------------------------------------ encode / decode
 
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Float frames in the tokenizer's own dtype (autocast still applies inside)."""
+        return x.to(self.pre_quant_conv.weight.dtype)
+
     def encode(self, x: torch.Tensor) -> TokenizerEncoding:
         """x: (b, 3, 64, 64) float in [0, 1] -> TokenizerEncoding."""
         if x.shape[-3:] != (3, FRAME_SIZE, FRAME_SIZE):
             raise ValueError(f"tokenizer expects (b, 3, 64, 64) frames, got {tuple(x.shape)}")
-        z = self.pre_quant_conv(self.encoder(2.0 * x - 1.0))
+        z = self.pre_quant_conv(self.encoder(2.0 * self._frames(x) - 1.0))
         z_q, tokens = self._quantize(z)
         z_st = z + (z_q - z).detach()  # straight-through: forward z_q, gradient to z
         return TokenizerEncoding(z=z, z_quantized=z_st, tokens=tokens)
@@ -192,7 +201,7 @@ class Tokenizer(nn.Module):
         out rather than selected: selecting them by the mask would read it on the host, a
         synchronisation in every training step.
         """
-        x = rearrange(batch["observations"], "... c h w -> (...) c h w")
+        x = self._frames(rearrange(batch["observations"], "... c h w -> (...) c h w"))
         weight = None
         if "mask_padding" in batch:
             weight = rearrange(batch["mask_padding"], "... -> (...)").float()
@@ -207,15 +216,15 @@ class Tokenizer(nn.Module):
 
         z = self.pre_quant_conv(self.encoder(2.0 * x - 1.0))
         z_q, _ = self._quantize(z)
-        z, z_q = z.float(), z_q.float()
+        z, z_q = at_least_fp32(z), at_least_fp32(z_q)
         commitment = frame_mean((z_q - z.detach()) ** 2) + 1.0 * frame_mean((z - z_q.detach()) ** 2)
-        target = 2.0 * x.float() - 1.0
-        recon = self.decode_raw(z + (z_q - z).detach()).float()
+        target = 2.0 * at_least_fp32(x) - 1.0
+        recon = at_least_fp32(self.decode_raw(z + (z_q - z).detach()))
         reconstruction = frame_mean((recon - target) ** 2)
         loss = commitment + reconstruction
         names, values = ["commitment_loss", "reconstruction_loss"], [commitment, reconstruction]
         if self.perceptual is not None:
-            perceptual = frame_mean(self.perceptual(target, recon).float())
+            perceptual = frame_mean(at_least_fp32(self.perceptual(target, recon)))
             loss = loss + perceptual
             names.append("perceptual_loss")
             values.append(perceptual)

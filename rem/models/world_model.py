@@ -31,6 +31,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from rem.config import TokenizerConfig, WorldModelConfig
+from rem.models.precision import at_least_fp32
 from rem.models.retnet import LayerStates, build_retnet
 
 IGNORE = -100  # cross-entropy ignore index for context blocks and padding
@@ -169,7 +170,7 @@ class TokenWorldModel(nn.Module):
         """Each term is a CE mean over its valid (non-IGNORE) targets; total = sum (weights 1)."""
 
         def ce(logits: Tensor, target: Tensor) -> Tensor:
-            flat = logits.float().reshape(-1, logits.shape[-1])
+            flat = at_least_fp32(logits).reshape(-1, logits.shape[-1])
             return F.cross_entropy(flat, target.reshape(-1), ignore_index=IGNORE)
 
         loss_obs = ce(logits_obs, target_obs)
