@@ -3,7 +3,11 @@
     python -m rem.results paper  [--study main|ablations|all] [--config config/config.yaml]
                                  [--baselines-extra DIAMOND ...] [--out results/paper]
     python -m rem.results report --scores results/runs/scores.csv --runs-dir runs
-                                 [--out results/runs/report]
+                                 --out results/runs/report
+    python -m rem.results report --partial [--config CONFIG] [--runs-dir runs]
+                                 [--out <results_dir>/partial]
+    python -m rem.results plan-seeds [--runs 3 5 10 20] [--delta 0.05 0.1 0.2] [--check]
+                                 [--out results/paper]
 
 Settings come from the `results:` section of --config (if given), then from the flags.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from rem.results.config import (
     ResultsConfig,
@@ -32,6 +37,9 @@ def _settings(args: argparse.Namespace) -> ResultsConfig:
         "reps_profiles",
         "reps_improvement",
         "ablation_games",
+        "seed_plan_reps",
+        "seed_check_experiments",
+        "seed_check_reps",
     ):
         value = getattr(args, key, None)
         # An empty list from the workflow means "not set": keep the config's/default value.
@@ -69,10 +77,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     report = sub.add_parser("report", help="reproduction report of the pipeline's own runs")
     common(report)
-    report.add_argument("--scores", required=True, help="the workflow's tidy score table (CSV)")
-    report.add_argument("--runs-dir", required=True, help="folder holding <variant>/<game>/<seed>/")
-    report.add_argument("--out", required=True, help="output folder")
+    report.add_argument("--scores", help="the workflow's tidy score table (CSV; final report)")
+    report.add_argument(
+        "--runs-dir", help="folder holding <variant>/<game>/<seed>/ (--partial: default the "
+        "config's runs_dir)"
+    )  # fmt: skip
+    report.add_argument("--out", help="output folder (--partial: default <results_dir>/partial)")
+    report.add_argument(
+        "--partial",
+        action="store_true",
+        help="preliminary report of the runs finished so far (never waits for the others), "
+        "labelled with its coverage; the expected runs come from --config or --expected",
+    )
+    report.add_argument(
+        "--expected", nargs="*", metavar="VARIANT:GAME:SEED", help="--partial: the expected runs"
+    )
+    report.add_argument(
+        "--evaluations",
+        help="--partial: read <dir>/<variant>/<game>/<seed>.json (the re-evaluations) instead "
+        "of RUN_DIR/scores.json",
+    )
     report.set_defaults(results_func=_report)
+
+    plan = sub.add_parser(
+        "plan-seeds",
+        help="CI width of IQM and power to detect an IQM difference vs runs per game, "
+        "from the published per-run scores",
+    )
+    common(plan)
+    plan.add_argument("--algorithm", default="REM", help="published runs to plan from (REM)")
+    plan.add_argument(
+        "--runs", nargs="+", type=int, default=[3, 5, 10, 20], metavar="N",
+        help="runs per game to evaluate (3 5 10 20)",
+    )  # fmt: skip
+    plan.add_argument(
+        "--delta", nargs="+", type=float, default=[0.05, 0.1, 0.2], metavar="D",
+        help="true IQM differences to detect, human-normalised (0.05 0.1 0.2)",
+    )  # fmt: skip
+    plan.add_argument(
+        "--ablation-games", nargs="*", metavar="GAME", help="second game set (the 8 ablation games)"
+    )
+    plan.add_argument("--seed-plan-reps", type=int, help="bootstrap experiments per row (20000)")
+    plan.add_argument(
+        "--check", action="store_true",
+        help="also run the direct simulation (whole synthetic experiments, each bootstrapped)",
+    )  # fmt: skip
+    plan.add_argument("--seed-check-experiments", type=int, help="--check: experiments (200)")
+    plan.add_argument("--seed-check-reps", type=int, help="--check: bootstrap reps each (1000)")
+    plan.add_argument("--out", default="results/paper", help="output folder (results/paper)")
+    plan.set_defaults(results_func=_plan_seeds)
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -90,23 +143,100 @@ def _paper(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ValueError):
+    """A flag combination that cannot work; the message names the flags and the fix."""
+
+
 def _report(args: argparse.Namespace) -> int:
-    from rem.results.report import write_report
+    from rem.results.paths import display_path
+    from rem.results.report import write_partial_report, write_report
 
     cfg = _settings(args)
-    written = write_report(args.scores, args.runs_dir, args.out, cfg)
-    print(f"rem.results report: {len(written)} files in {args.out}")
+    if not args.partial:
+        missing = [f for f in ("scores", "runs_dir", "out") if getattr(args, f) is None]
+        if missing:
+            flags = ", ".join("--" + f.replace("_", "-") for f in missing)
+            raise UsageError(f"missing {flags} (or use --partial for a preliminary report)")
+        written = write_report(args.scores, args.runs_dir, args.out, cfg)
+        print(f"rem.results report: {len(written)} files in {display_path(args.out)}")
+        return 0
+    from rem.results.runs import expected_runs, load_workflow_config, parse_run_keys
+
+    workflow = load_workflow_config(args.config)
+    source = args.config or "config/config.yaml"
+    expected = parse_run_keys(args.expected) if args.expected else expected_runs(workflow, source)
+    runs_dir = args.runs_dir or workflow.get("runs_dir", "runs")
+    out = args.out or str(Path(workflow.get("results_dir", "results/runs")) / "partial")
+    written = write_partial_report(runs_dir, expected, out, cfg, args.evaluations)
+    print(
+        f"rem.results report --partial: {len(written)} files in {display_path(out)} "
+        "(PRELIMINARY; coverage in coverage.csv)"
+    )
+    return 0
+
+
+def _plan_seeds(args: argparse.Namespace) -> int:
+    from rem.results import seeds
+    from rem.results.paths import display_path
+    from rem.results.scores import load_references, load_scores
+    from rem.results.studies import ABLATIONS, MAIN
+
+    cfg = _settings(args)
+    files = {a.label: a.file for a in (*MAIN, *ABLATIONS)}
+    if args.algorithm not in files:
+        raise UsageError(
+            f"--algorithm {args.algorithm!r}: no published runs; choose one of {', '.join(files)}"
+        )
+    refs = load_references(cfg.published_dir)
+    raw = load_scores(
+        Path(cfg.published_dir) / files[args.algorithm],
+        name=args.algorithm,
+        known_games=refs.games,
+        required_games=None,
+    )
+    hns = refs.normalize(raw)
+    game_sets = {}
+    if set(refs.games) <= set(hns.games):
+        game_sets[f"{len(refs.games)} games"] = refs.games
+    ablation = tuple(cfg.ablation_games)
+    unknown = [g for g in ablation if g not in hns.games]
+    if unknown:
+        raise UsageError(f"--ablation-games: {args.algorithm} has no runs on {', '.join(unknown)}")
+    game_sets[f"{len(ablation)} ablation games"] = ablation
+    if any(n < 2 for n in args.runs):
+        raise UsageError(f"--runs: every run count must be >= 2, got {args.runs}")
+    start = time.perf_counter()
+    rows = seeds.plan(
+        hns, game_sets, tuple(args.runs), tuple(args.delta), cfg.seed_plan_reps, cfg.seed
+    )
+    checks = None
+    if args.check:
+        checks = seeds.check(
+            hns, game_sets, rows, cfg.seed_check_experiments, cfg.seed_check_reps, cfg.seed
+        )
+    written = seeds.write(
+        Path(args.out), rows, args.algorithm, cfg.seed_plan_reps, cfg.seed, checks
+    )
+    print(seeds.markdown(rows, args.algorithm, cfg.seed_plan_reps, cfg.seed, checks))
+    print(
+        f"rem.results plan-seeds: {len(written)} files in {display_path(args.out)} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch; user errors (bad files, bad settings) print one line and return 2."""
+    from rem.results.protocol import ProtocolError
     from rem.results.report import ReportError
+    from rem.results.runs import RunsConfigError, ScoreError
     from rem.results.scores import ScoreFileError
 
+    errors = (ScoreFileError, ResultsConfigError, ReportError, FileNotFoundError, ProtocolError,
+              RunsConfigError, ScoreError, UsageError)  # fmt: skip
     try:
         return args.results_func(args)
-    except (ScoreFileError, ResultsConfigError, ReportError, FileNotFoundError) as err:
+    except errors as err:
         print(f"rem results {args.results_command}: error: {err}", file=sys.stderr)
         return 2
 

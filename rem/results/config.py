@@ -7,6 +7,9 @@
       reps_aggregates: 50000             # the paper's bootstrap repetitions
       reps_profiles: 2000
       reps_improvement: 1000
+      seed_plan_reps: 20000              # seed planner: bootstrap experiments per row
+      seed_check_experiments: 200        # its direct-simulation check: synthetic experiments
+      seed_check_reps: 1000              #   and the bootstrap repetitions of each
 
 Every key is optional; the defaults are the paper's protocol without extra baselines.
 """
@@ -45,9 +48,13 @@ class ResultsConfig:
     reps_profiles: int = PAPER_REPS_PROFILES
     reps_improvement: int = PAPER_REPS_IMPROVEMENT
     ablation_games: list[str] = field(default_factory=lambda: list(ABLATION_GAMES))
+    seed_plan_reps: int = 20_000
+    seed_check_experiments: int = 200
+    seed_check_reps: int = 1000
 
     def __post_init__(self) -> None:
-        for key in ("seed", "reps_aggregates", "reps_profiles", "reps_improvement"):
+        for key in ("seed", "reps_aggregates", "reps_profiles", "reps_improvement",
+                    "seed_plan_reps", "seed_check_experiments", "seed_check_reps"):  # fmt: skip
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ResultsConfigError(f"results.{key}: expected an integer, got {value!r}")

@@ -320,6 +320,10 @@ def seed_plan_figure(rows, checks, algorithm: str) -> plt.Figure:
             for j, d in enumerate(deltas):
                 right.plot(x, [r.power[d] for r in rs], marker="o", color=colours[i],
                            ls=styles[j % len(styles)])  # fmt: skip
+                if checks:
+                    cs = [c for c in checks if c.games == name]
+                    right.plot([c.runs for c in cs], [c.simulated_power[d] for c in cs], "x",
+                               color="k", ms=6)  # fmt: skip
         if checks:
             left.plot([], [], "x", color="k", label="direct simulation")
         left.set_xlabel("runs per game")
@@ -328,7 +332,7 @@ def seed_plan_figure(rows, checks, algorithm: str) -> plt.Figure:
         left.grid(True, alpha=0.25)
         left.set_title(f"CI width (from the published {algorithm} runs)")
         right.set_xlabel("runs per game")
-        right.set_ylabel("power (95% CI of the IQM difference excludes 0)")
+        right.set_ylabel("power (CI of the difference excludes 0)")
         right.set_xticks(sorted({r.runs for r in rows}))
         right.set_ylim(0, 1.02)
         right.axhline(0.8, color="grey", lw=0.8, ls="--")

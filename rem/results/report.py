@@ -4,8 +4,15 @@ Inputs: the workflow's tidy score table (CSV: variant, game, seed, raw_score, hn
 episodes), the run folders (`<runs_dir>/<variant>/<game>/<seed>/` with metrics.jsonl and
 manifest.json) and the published scores. For each variant with a published counterpart
 (rem -> REM.json, <name> -> ablations/ablation-<name>.json) on the games both cover:
-aggregates with CIs side by side, P(ours > published) with its CI and, per metric, a plain
-verdict (do the 95% CIs overlap?). Then learning curves and a summary of the manifests.
+aggregates with CIs side by side, P(ours > published) with its CI, per metric a plain
+verdict (do the 95% CIs overlap?), and the evaluation-protocol fields on which our runs
+(their manifests) and the published runs (results/published/protocols.yaml) differ. Then
+learning curves with the published final scores beside them, and the run manifests.
+
+`write_partial_report` is the preliminary version for a sweep still running: it reads the
+run folders directly, aggregates whatever runs have finished, labels every table, figure
+and page PRELIMINARY with its coverage (N of M runs per game and variant) and writes to its
+own folder. File names in the reports are relative to the project root (rem.results.paths).
 """
 
 from __future__ import annotations
@@ -13,15 +20,20 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rem.results import figures, tables
+from rem.results import protocol as P
 from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
+from rem.results.checks import run_count_note
 from rem.results.config import ResultsConfig
 from rem.results.metrics import METRIC_LABELS, METRICS
+from rem.results.paths import display_path
+from rem.results.runs import RunKey, ScoreError, finished_runs, read_score
 from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
 from rem.utils.atomic import atomic_write_text
 
@@ -29,6 +41,7 @@ TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
 # metrics.jsonl keys, most preferred first: the spec's names, then what rem train logs.
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
 TRAIN_RETURN_KEYS = ("train_dataset/return", "collection/return", "train/return")
+PRELIMINARY = "preliminary"
 
 
 class ReportError(ValueError):
@@ -93,10 +106,13 @@ def read_tidy(path: str | Path, refs: References) -> list[Run]:
     return runs
 
 
+def published_name(variant: str) -> str:
+    """The published counterpart of a variant, relative to the published folder."""
+    return "REM.json" if variant == "rem" else f"ablations/ablation-{variant}.json"
+
+
 def published_file(published_dir: Path, variant: str) -> Path:
-    if variant == "rem":
-        return published_dir / "REM.json"
-    return published_dir / "ablations" / f"ablation-{variant}.json"
+    return published_dir / published_name(variant)
 
 
 def _scores(name: str, runs: list[Run], games: tuple[str, ...]) -> Scores:
@@ -115,6 +131,13 @@ class Comparison:
     published: Scores  # raw
     intervals: dict[str, Interval]
     improvement: Interval
+    ours_protocol: P.Protocol | None = None
+    published_protocol: P.Protocol | None = None
+
+    def protocol_lines(self) -> list[str]:
+        if self.ours_protocol is None or self.published_protocol is None:
+            return []
+        return P.mismatch_lines(self.published_protocol, [self.ours_protocol])
 
 
 @dataclass
@@ -130,7 +153,9 @@ def compare(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData
         mine = [r for r in runs if r.variant == variant]
         path = published_file(pub_dir, variant)
         if not path.is_file():
-            data.notes.append(f"{variant}: no published scores ({path} does not exist).")
+            data.notes.append(
+                f"{variant}: no published scores ({display_path(path)} does not exist)."
+            )
             continue
         try:
             pub = load_scores(path, name="published", known_games=refs.games, required_games=None)
@@ -171,6 +196,51 @@ def verdict(ours: Interval, pub: Interval, k: int, metric: str) -> str:
     return f"ours {'higher' if higher else 'lower'}: CIs do not overlap"
 
 
+# ------------------------------------------------------------------ protocols
+
+
+def attach_protocols(
+    data: ReportData, runs: list[Run], runs_dir: Path, cfg: ResultsConfig
+) -> list[str]:
+    """Our runs' protocol (manifests) and the published one for every comparison; returns
+    notes (runs without a readable manifest, no protocols.yaml)."""
+    notes = []
+    pub_dir = Path(cfg.published_dir)
+    records = None
+    if (pub_dir / P.PROTOCOLS_FILE).is_file():
+        records = P.load_protocols(pub_dir)
+    else:
+        notes.append(
+            f"No {P.PROTOCOLS_FILE} in {display_path(pub_dir)}: the published protocols are unknown."
+        )
+    for c in data.comparisons:
+        per_run, missing = [], []
+        for r in sorted(runs, key=lambda r: (r.game, r.seed)):
+            if r.variant != c.variant or r.game not in c.games:
+                continue
+            man = P.read_manifest(runs_dir / r.variant / r.game / str(r.seed))
+            if man is None:
+                missing.append(f"{r.game}/{r.seed}")
+                continue
+            per_run.append((f"{r.game}/{r.seed}", P.run_fields(man, r.game, r.episodes)))
+        if missing:
+            notes.append(
+                f"{c.variant}: no readable manifest.json for {', '.join(missing)}; the protocol "
+                "of our runs comes from the others."
+            )
+        c.ours_protocol = P.merge_runs(
+            c.ours.name, per_run, f"manifest.json of {len(per_run)} run(s) under the runs folder"
+        )
+        label = c.published.name
+        name = published_name(c.variant)
+        c.published_protocol = (
+            records.for_file(name, label)
+            if records is not None
+            else P.unknown_protocol(label, f"no {P.PROTOCOLS_FILE}")
+        )
+    return notes
+
+
 # ------------------------------------------------------------------ run folders
 
 
@@ -179,8 +249,9 @@ def read_curves(metrics_path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndar
 
     'final' is the trainer's final evaluation (the score of the run), one point.
     """
+    where = display_path(metrics_path)
     if not metrics_path.is_file():
-        return {}, f"{metrics_path}: not found"
+        return {}, f"{where}: not found"
     points: dict[str, list[tuple[int, float]]] = {"test": [], "train": [], "final": []}
     bad = 0
     for line in metrics_path.read_text().splitlines():
@@ -215,7 +286,7 @@ def read_curves(metrics_path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndar
     for label, keys in (("test", TEST_RETURN_KEYS), ("train", TRAIN_RETURN_KEYS)):
         if label not in curves:
             notes.append(f"no {label} return (looked for {', '.join(keys)})")
-    return curves, (f"{metrics_path}: " + "; ".join(notes)) if notes else ""
+    return curves, (f"{where}: " + "; ".join(notes)) if notes else ""
 
 
 def _short(value: object) -> str:
@@ -279,6 +350,51 @@ MANIFEST_COLUMNS = (
 )
 
 
+# ------------------------------------------------------------------ coverage (partial report)
+
+
+@dataclass
+class Coverage:
+    """Finished runs against the runs the config expects, per variant and game."""
+
+    expected: list[RunKey]
+    finished: set[RunKey]
+
+    def cell(self, variant: str, game: str) -> tuple[int, int]:
+        keys = [k for k in self.expected if k.variant == variant and k.game == game]
+        return sum(k in self.finished for k in keys), len(keys)
+
+    def variants(self) -> list[str]:
+        return sorted({k.variant for k in self.expected})
+
+    def games(self, variant: str) -> list[str]:
+        return sorted({k.game for k in self.expected if k.variant == variant})
+
+    def totals(self, variant: str | None = None) -> tuple[int, int]:
+        keys = [k for k in self.expected if variant is None or k.variant == variant]
+        return sum(k in self.finished for k in keys), len(keys)
+
+    def summary(self) -> str:
+        n, m = self.totals()
+        parts = [f"{v} {'{}/{}'.format(*self.totals(v))}" for v in self.variants()]
+        return f"{n} of {m} runs finished: " + ", ".join(parts)
+
+    def table(self) -> str:
+        rows = []
+        for v in self.variants():
+            cells = [f"{g} {'{} of {}'.format(*self.cell(v, g))}" for g in self.games(v)]
+            rows.append([v, "{} of {}".format(*self.totals(v)), "; ".join(cells)])
+        return _md_table(["variant", "runs finished", "per game (N of M)"], rows)
+
+    def rows(self) -> list[list[object]]:
+        out: list[list[object]] = [["variant", "game", "finished", "expected", "status"]]
+        for v in self.variants():
+            for g in self.games(v):
+                n, m = self.cell(v, g)
+                out.append([v, g, n, m, PRELIMINARY])
+        return out
+
+
 # ------------------------------------------------------------------ writing
 
 
@@ -288,14 +404,113 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _csv_text(rows: list[list[object]]) -> str:
+    return tables._csv([[tables._num(x) if isinstance(x, float) else x for x in r] for r in rows])
+
+
+def _with_status(
+    rows: list[list[object]], coverage: Coverage | None, fn=None
+) -> list[list[object]]:
+    """Partial reports: every CSV row says `preliminary` and, where it has one, its coverage."""
+    if coverage is None:
+        return rows
+    out = [rows[0] + ["status", "coverage"]]
+    for r in rows[1:]:
+        out.append(r + [PRELIMINARY, fn(r) if fn else coverage.summary()])
+    return out
+
+
+def report_files(partial: bool) -> list[str]:
+    from rem.results.studies import study_outputs
+
+    return study_outputs("partial" if partial else "report")
+
+
 def write_report(
     scores_csv: str | Path, runs_dir: str | Path, out: str | Path, cfg: ResultsConfig
 ) -> list[Path]:
-    out, runs_dir = Path(out), Path(runs_dir)
+    """The final report from the workflow's tidy score table."""
     refs = load_references(cfg.published_dir)
     runs = read_tidy(scores_csv, refs)
-    data = compare(runs, refs, cfg)
+    return _write(runs, Path(runs_dir), Path(out), cfg, refs, Path(scores_csv), None, [])
+
+
+def write_partial_report(
+    runs_dir: str | Path,
+    expected: list[RunKey],
+    out: str | Path,
+    cfg: ResultsConfig,
+    evaluations: str | Path | None = None,
+) -> list[Path]:
+    """The preliminary report: whatever expected runs have finished, never waiting and never
+    failing on the others; a finished run whose score file is unreadable is left out with a
+    note. Writes scores.csv and coverage.csv next to the report."""
+    runs_dir, out = Path(runs_dir), Path(out)
+    if not runs_dir.is_dir():
+        raise ReportError(f"{runs_dir}: runs folder not found (the workflow's runs_dir)")
+    refs = load_references(cfg.published_dir)
+    evals = Path(evaluations) if evaluations is not None else None
+    done = finished_runs(runs_dir, expected, evals)
+    runs, notes, finished = [], [], set()
+    for f in done:
+        try:
+            raw, episodes = read_score(f.score_file, f.key.variant, f.key.game, f.key.seed)
+        except ScoreError as err:
+            notes.append(f"left out: {err}".replace(str(f.score_file), display_path(f.score_file)))
+            continue
+        runs.append(
+            Run(
+                f.key.variant,
+                f.key.game,
+                f.key.seed,
+                raw,
+                float(refs.hns(f.key.game, raw)),
+                episodes,
+            )
+        )
+        finished.add(f.key)
+    coverage = Coverage(expected, finished)
     out.mkdir(parents=True, exist_ok=True)
+    tidy = [list(TIDY_COLUMNS)] + [
+        [r.variant, r.game, r.seed, r.raw, r.hns, r.episodes] for r in sorted(runs, key=_order)
+    ]
+    atomic_write_text(
+        out / "scores.csv", _csv_text(_with_status(tidy, coverage, _cov_fn(coverage, 0, 1)))
+    )
+    atomic_write_text(out / "coverage.csv", _csv_text(coverage.rows()))
+    source = out / "scores.csv"
+    return _write(runs, runs_dir, out, cfg, refs, source, coverage, notes)
+
+
+def _order(r: Run) -> tuple:
+    return (r.variant, r.game, r.seed)
+
+
+def _cov_fn(coverage: Coverage, vcol: int, gcol: int):
+    def fn(row: list[object]) -> str:
+        return "{} of {} runs".format(*coverage.cell(str(row[vcol]), str(row[gcol])))
+
+    return fn
+
+
+def _write(
+    runs: list[Run],
+    runs_dir: Path,
+    out: Path,
+    cfg: ResultsConfig,
+    refs: References,
+    source: Path,
+    coverage: Coverage | None,
+    notes: list[str],
+) -> list[Path]:
+    data = compare(runs, refs, cfg) if runs else ReportData()
+    notes = notes + attach_protocols(data, runs, runs_dir, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
+    title = "reproduction report (ours vs published)"
+    if coverage is not None:
+        title = "preliminary " + title
+    P.TERMINAL.emit(title, protocol_lines)
 
     # Tables.
     all_intervals: dict[str, Interval] = {}
@@ -313,19 +528,51 @@ def write_report(
                 [c.variant, g, len(o), float(np.mean(o)), float(np.mean(refs.hns(g, o))),
                  len(p), float(np.mean(p)), float(np.mean(refs.hns(g, p)))]
             )  # fmt: skip
-    tables.write_aggregates_csv(out / "aggregates.csv", all_intervals)
-    tables.write_interval_csv(out / "probability_of_improvement.csv", "pair", poi)
+    agg_rows: list[list[object]] = [list(tables.AGGREGATE_COLUMNS)]
+    for name, iv in all_intervals.items():
+        for k, metric in enumerate(METRICS):
+            agg_rows.append(
+                [name, metric, float(iv.estimate[k]), float(iv.low[k]), float(iv.high[k])]
+            )
+    poi_rows: list[list[object]] = [["pair", "estimate", "ci_low", "ci_high"]]
+    for pair, iv in poi.items():
+        poi_rows.append([pair, float(iv.estimate[0]), float(iv.low[0]), float(iv.high[0])])
+    by_variant = {f"ours ({c.variant})": c.variant for c in data.comparisons}
+
+    def variant_cov(row: list[object]) -> str:
+        name = str(row[0]).split(",")[0]
+        if coverage is None or name not in by_variant:
+            return "published runs"
+        return "{} of {} runs".format(*coverage.totals(by_variant[name]))
+
+    atomic_write_text(
+        out / "aggregates.csv", _csv_text(_with_status(agg_rows, coverage, variant_cov))
+    )
+    atomic_write_text(
+        out / "probability_of_improvement.csv",
+        _csv_text(_with_status(poi_rows, coverage, variant_cov)),
+    )
     atomic_write_text(
         out / "per_game.csv",
-        tables._csv(
-            [[tables._num(x) if isinstance(x, float) else x for x in r] for r in per_game_rows]
+        _csv_text(
+            _with_status(per_game_rows, coverage, _cov_fn(coverage, 0, 1) if coverage else None)
         ),
     )
+    mismatch_rows = [
+        ["variant", "source", "reference", "field", "value", "reference_value", "status"]
+    ]
+    for c in data.comparisons:
+        if c.ours_protocol and c.published_protocol:
+            for r in P.mismatch_rows(c.published_protocol, [c.ours_protocol])[1:]:
+                mismatch_rows.append([c.variant, *r])
+    atomic_write_text(
+        out / "protocol_mismatches.csv", _csv_text(_with_status(mismatch_rows, coverage))
+    )
 
-    # Learning curves and manifests.
+    # Learning curves (with the published final scores) and manifests.
     curves: dict[str, dict[str, list]] = {}
     manifests, curve_notes = [], []
-    for run in sorted(runs, key=lambda r: (r.variant, r.game, r.seed)):
+    for run in sorted(runs, key=_order):
         run_dir = runs_dir / run.variant / run.game / str(run.seed)
         got, note = read_curves(run_dir / "metrics.jsonl")
         if note:
@@ -333,57 +580,134 @@ def write_report(
         for label, (ep, ret) in got.items():
             curves.setdefault(run.game, {}).setdefault(run.variant, []).append((label, ep, ret))
         manifests.append(manifest_row(run_dir, run))
+    published: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    for c in data.comparisons:
+        for g in c.games:
+            published[g][c.variant] = c.published.runs[g]
+    man_rows = [list(MANIFEST_COLUMNS)] + [
+        [m.get(col, "") for col in MANIFEST_COLUMNS] for m in manifests
+    ]
     atomic_write_text(
         out / "runs.csv",
-        tables._csv(
-            [list(MANIFEST_COLUMNS)] + [[m.get(c, "") for c in MANIFEST_COLUMNS] for m in manifests]
-        ),
+        _csv_text(_with_status(man_rows, coverage, _cov_fn(coverage, 0, 1) if coverage else None)),
     )
     variants = sorted({r.variant for r in runs})
     colours = figures.palette({v: i for i, v in enumerate(variants)})
     fig_colours = figures.palette({name: i for i, name in enumerate(all_intervals)})
-    figures.save_png(figures.learning_curves_figure(curves, colours), out, "learning_curves")
-    figures.save_png(figures.aggregates_figure(all_intervals, fig_colours), out, "aggregates")
+    footer = [line for c in data.comparisons
+              for line in P.short_summary(c.published_protocol, [c.ours_protocol])
+              if c.published_protocol and c.ours_protocol]  # fmt: skip
 
+    def stamp(fig):
+        fig = figures.add_footer(
+            fig, footer, "Protocol differences, ours vs published (see protocols.md):"
+        )
+        return figures.preliminary(fig, coverage.summary()) if coverage is not None else fig
+
+    if runs:
+        curve_fig = figures.learning_curves_figure(curves, colours, dict(published))
+    else:
+        curve_fig = figures.placeholder("No run has finished yet: nothing to plot.")
+    figures.save_png(stamp(curve_fig), out, "learning_curves")
+    figures.save_png(
+        stamp(figures.aggregates_figure(all_intervals, fig_colours)), out, "aggregates"
+    )
+
+    atomic_write_text(out / "protocols.md", _protocols_page(data, coverage))
     atomic_write_text(
         out / "reproduction.md",
-        _markdown(scores_csv, runs_dir, runs, data, refs, cfg, manifests, curve_notes),
+        _markdown(
+            source, runs_dir, out, runs, data, refs, cfg, manifests, notes + curve_notes, coverage
+        ),
     )
-    return [out / f for f in ("reproduction.md", "per_game.csv", "aggregates.csv",
-                               "probability_of_improvement.csv", "runs.csv",
-                               "learning_curves.png", "aggregates.png")]  # fmt: skip
+    return [out / f for f in report_files(coverage is not None)]
+
+
+def _protocols_page(data: ReportData, coverage: Coverage | None) -> str:
+    head = "# Evaluation protocols: our runs and the published runs"
+    md = [head + (" (PRELIMINARY)" if coverage else ""), ""]
+    if coverage is not None:
+        md += [f"**PRELIMINARY** ({coverage.summary()}).", ""]
+    if not data.comparisons:
+        md += ["No comparison with published scores in this report.", ""]
+    for c in data.comparisons:
+        if not (c.ours_protocol and c.published_protocol):
+            continue
+        md += [f"## {c.variant}", ""]
+        md += [P.protocol_table([c.published_protocol, c.ours_protocol], c.published_protocol.name)]
+        md += [P.markdown_section(c.published_protocol, [c.ours_protocol], "Differences"), ""]
+        md += [P.sources_markdown([c.ours_protocol, c.published_protocol])]
+    return "\n".join(md) + "\n"
 
 
 def _markdown(
-    scores_csv, runs_dir, runs, data: ReportData, refs, cfg, manifests, curve_notes
+    source: Path,
+    runs_dir: Path,
+    out: Path,
+    runs: list[Run],
+    data: ReportData,
+    refs: References,
+    cfg: ResultsConfig,
+    manifests,
+    notes: list[str],
+    coverage: Coverage | None,
 ) -> str:
     variants = sorted({r.variant for r in runs})
     games = sorted({r.game for r in runs})
     seeds = sorted({r.seed for r in runs})
-    md = [
-        "# Reproduction report",
-        "",
-        f"Our runs: {len(runs)} from `{scores_csv}` (variants {', '.join(variants)}; games "
-        f"{', '.join(games)}; seeds {', '.join(map(str, seeds))}), compared with the scores "
-        f"published with the REM paper (`{cfg.published_dir}`). Human-normalised scores; 95% "
-        f"stratified-bootstrap CIs ({cfg.reps_aggregates} repetitions for aggregates, "
-        f"{cfg.reps_improvement} for the probability of improvement, seed {cfg.seed}). With "
-        "few runs or games the CIs are wide and say little; the verdicts only ask whether the "
-        "intervals overlap.",
-        "",
-    ]
-    if not data.comparisons:
+    md = ["# Reproduction report" + (" (PRELIMINARY)" if coverage else ""), ""]
+    if coverage is not None:
+        md += [
+            f"**PRELIMINARY: {coverage.summary()}.** This page aggregates the runs that have "
+            "finished so far and changes as the sweep goes on; the final report "
+            f"(`{display_path(out.parent / 'report')}`) is written only when every run is done.",
+            "",
+            "### Coverage (finished runs of the expected runs)",
+            "",
+            coverage.table(),
+            "",
+        ]
+    if runs:
+        md += [
+            f"Our runs: {len(runs)} from `{display_path(source)}` (variants {', '.join(variants)}; "
+            f"games {', '.join(games)}; seeds {', '.join(map(str, seeds))}), compared with the "
+            f"scores published with the REM paper (`{display_path(cfg.published_dir)}`). "
+            "Human-normalised scores; 95% stratified-bootstrap CIs "
+            f"({cfg.reps_aggregates} repetitions for aggregates, {cfg.reps_improvement} for "
+            f"the probability of improvement, seed {cfg.seed}). With few runs or games the CIs "
+            "are wide and say little; the verdicts only ask whether the intervals overlap.",
+            "",
+        ]
+    else:
+        md += ["No run has finished yet; nothing to aggregate.", ""]
+    protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
+    if protocol_lines:
+        md += ["**Protocol warnings** (fields on which our runs and the published runs were "
+               "measured differently; details in `protocols.md`):", ""]  # fmt: skip
+        md += [f"- {line}" for line in protocol_lines] + [""]
+    elif data.comparisons:
+        md += ["Protocols: our runs and the published runs agree on every recorded field "
+               "(`protocols.md`).", ""]  # fmt: skip
+    if runs and not data.comparisons:
         md += ["No variant of the score table has published scores on its games.", ""]
     for c in data.comparisons:
         ours, pub = c.intervals[c.ours.name], c.intervals[c.published.name]
         single = [g for g in c.games if len(c.ours.runs[g]) < 2]
-        games = f"{len(c.games)} game{'s' if len(c.games) > 1 else ''}"
-        md += [f"## {c.variant} ({games}: {', '.join(c.games)})", ""]
+        ngames = f"{len(c.games)} game{'s' if len(c.games) > 1 else ''}"
+        md += [f"## {c.variant} ({ngames}: {', '.join(c.games)})", ""]
+        if coverage is not None:
+            md += [f"Coverage: {'{} of {}'.format(*coverage.totals(c.variant))} runs of "
+                   f"{c.variant} finished (PRELIMINARY).", ""]  # fmt: skip
         rows = []
         for k, m in enumerate(METRICS):
             rows.append([METRIC_LABELS[m], tables._fmt_ci(ours, k, m), tables._fmt_ci(pub, k, m),
                          verdict(ours, pub, k, m)])  # fmt: skip
         md += [_md_table(["Metric", "Ours", "Published", "Verdict"], rows), ""]
+        if c.ours_protocol and c.published_protocol:
+            md += [P.markdown_section(c.published_protocol, [c.ours_protocol], "Protocol"), ""]
+        note = run_count_note({"ours": c.ours, "published": c.published})
+        if note:
+            md += [note, ""]
         if single:
             md += [
                 f"Caution: one run only on {', '.join(single)}; a bootstrap over one run has no "
@@ -399,7 +723,8 @@ def _markdown(
         rows = []
         for g in c.games:
             o, q = c.ours.runs[g], c.published.runs[g]
-            rows.append([g, f"{np.mean(o):.1f} (n={len(o)})", f"{np.mean(q):.1f} (n={len(q)})",
+            cov = f" of {coverage.cell(c.variant, g)[1]}" if coverage is not None else ""
+            rows.append([g, f"{np.mean(o):.1f} (n={len(o)}{cov})", f"{np.mean(q):.1f} (n={len(q)})",
                          f"{np.mean(refs.hns(g, o)):.3f}", f"{np.mean(refs.hns(g, q)):.3f}"])  # fmt: skip
         md += [
             _md_table(["Game", "Ours raw", "Published raw", "Ours HNS", "Published HNS"], rows),
@@ -407,12 +732,13 @@ def _markdown(
         ]
     md += ["## Aggregates", "", "![Aggregates: ours vs published](aggregates.png)", ""]
     md += ["## Learning curves", "", "Solid: test return; dashed: train (collection) return; "
-           "star: final evaluation (the run's score); one line per seed.", "",
-           "![Learning curves](learning_curves.png)", ""]  # fmt: skip
+           "star: final evaluation (the run's score); one line per seed. Diamonds right of the "
+           "last epoch: the published runs' final scores, their mean +- standard error as a "
+           "band.", "", "![Learning curves](learning_curves.png)", ""]  # fmt: skip
     cols = [c for c in MANIFEST_COLUMNS if any(m.get(c) for m in manifests)]
-    md += ["## Runs (from manifest.json)", "", f"Run folders under `{runs_dir}`.", ""]
-    md += [_md_table(cols, [[m.get(c, "") or "" for c in cols] for m in manifests]), ""]
-    notes = data.notes + curve_notes
+    md += ["## Runs (from manifest.json)", "", f"Run folders under `{display_path(runs_dir)}`.", ""]
+    if manifests:
+        md += [_md_table(cols, [[m.get(c, "") or "" for c in cols] for m in manifests]), ""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(md)

@@ -115,8 +115,15 @@ REPORT_FILES = (
     "aggregates.csv",
     "probability_of_improvement.csv",
     "runs.csv",
+    "protocols.md",
+    "protocol_mismatches.csv",
 )
 REPORT_FIGURES = ("aggregates", "learning_curves")
+# The preliminary report (`rem results report --partial`) adds the table of the runs it found
+# finished and their coverage of the expected runs.
+PARTIAL_FILES = REPORT_FILES + ("scores.csv", "coverage.csv")
+# The seed planner (`rem results plan-seeds`), written next to the paper's files.
+SEED_PLAN_FILES = ("seed_plan.csv", "seed_plan.md", "seed_plan_check.csv")
 
 
 def figure_files(stems: tuple[str, ...]) -> list[str]:
@@ -131,4 +138,8 @@ def study_outputs(study: str) -> list[str]:
         return list(ABLATION_TABLES) + figure_files(ABLATION_FIGURES)
     if study == "report":
         return list(REPORT_FILES) + [f"{stem}.png" for stem in REPORT_FIGURES]
-    raise ValueError(f"unknown study {study!r}; expected main, ablations or report")
+    if study == "partial":
+        return list(PARTIAL_FILES) + [f"{stem}.png" for stem in REPORT_FIGURES]
+    if study == "seeds":
+        return list(SEED_PLAN_FILES) + figure_files(("seed_plan",))
+    raise ValueError(f"unknown study {study!r}; expected main, ablations, report, partial or seeds")

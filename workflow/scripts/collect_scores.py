@@ -16,45 +16,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import math
 import sys
 from pathlib import Path
 
+from rem.results.runs import ScoreError, read_score
 from rem.results.scores import load_references
 from rem.utils.atomic import atomic_write_text
 
 COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
-
-
-class ScoreError(ValueError):
-    pass
-
-
-def read_score(path: Path, variant: str, game: str, seed: int) -> tuple[float, int]:
-    """(mean return, number of episodes) of a score file of `rem train` (RUN_DIR/scores.json)
-    or of `rem evaluate --checkpoint` (whose `seed` is the evaluation's, `run_seed` the run's)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ScoreError(f"{path}: cannot read the run's scores ({err}); re-run its job") from err
-    returns = data.get("returns")
-    if not isinstance(returns, list) or not returns:
-        raise ScoreError(f"{path}: no 'returns' list of episode returns; re-run its job")
-    if any(isinstance(r, bool) or not isinstance(r, (int, float)) for r in returns):
-        raise ScoreError(f"{path}: 'returns' holds a value that is not a number")
-    raw = sum(returns) / len(returns)
-    if not math.isfinite(raw):
-        raise ScoreError(f"{path}: mean return is {raw}")
-    run_seed = data.get("run_seed", data.get("seed"))
-    for key, got, want in (
-        ("game", data.get("game"), game),
-        ("variant", data.get("variant"), variant),
-        ("seed", run_seed, seed),
-    ):
-        if got is not None and got != want:
-            raise ScoreError(f"{path}: {key} is {got!r} but the run is {want!r}")
-    return raw, len(returns)
 
 
 def main(argv: list[str] | None = None) -> int:
