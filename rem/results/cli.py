@@ -234,6 +234,9 @@ def run(args: argparse.Namespace) -> int:
 
     errors = (ScoreFileError, ResultsConfigError, ReportError, FileNotFoundError, ProtocolError,
               RunsConfigError, ScoreError, UsageError)  # fmt: skip
+    from rem.results.protocol import TERMINAL
+
+    TERMINAL.reset()  # each command prints its protocol warnings once
     try:
         return args.results_func(args)
     except errors as err:

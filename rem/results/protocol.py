@@ -263,6 +263,10 @@ class TerminalWarnings:
     def __init__(self) -> None:
         self.seen: set[str] = set()
 
+    def reset(self) -> None:
+        """A new command: its warnings are printed again (once)."""
+        self.seen.clear()
+
     def emit(self, title: str, lines: list[str]) -> None:
         key = title + "\n".join(lines)
         if not lines or key in self.seen:

@@ -244,12 +244,14 @@ def attach_protocols(
 # ------------------------------------------------------------------ run folders
 
 
-def read_curves(metrics_path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+def read_curves(
+    metrics_path: Path, report_dir: Path | None = None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """{'test'|'train'|'final': (epochs, returns)} from metrics.jsonl + a note on what is missing.
 
     'final' is the trainer's final evaluation (the score of the run), one point.
     """
-    where = display_path(metrics_path)
+    where = display_path(metrics_path, report_dir)
     if not metrics_path.is_file():
         return {}, f"{where}: not found"
     points: dict[str, list[tuple[int, float]]] = {"test": [], "train": [], "final": []}
@@ -504,7 +506,7 @@ def _write(
     notes: list[str],
 ) -> list[Path]:
     data = compare(runs, refs, cfg) if runs else ReportData()
-    notes = notes + attach_protocols(data, runs, runs_dir, cfg)
+    notes = notes + data.notes + attach_protocols(data, runs, runs_dir, cfg)
     out.mkdir(parents=True, exist_ok=True)
     protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
     title = "reproduction report (ours vs published)"
@@ -574,7 +576,7 @@ def _write(
     manifests, curve_notes = [], []
     for run in sorted(runs, key=_order):
         run_dir = runs_dir / run.variant / run.game / str(run.seed)
-        got, note = read_curves(run_dir / "metrics.jsonl")
+        got, note = read_curves(run_dir / "metrics.jsonl", out)
         if note:
             curve_notes.append(note)
         for label, (ep, ret) in got.items():
@@ -660,7 +662,7 @@ def _markdown(
         md += [
             f"**PRELIMINARY: {coverage.summary()}.** This page aggregates the runs that have "
             "finished so far and changes as the sweep goes on; the final report "
-            f"(`{display_path(out.parent / 'report')}`) is written only when every run is done.",
+            f"(`{display_path(out.parent / 'report', out)}`) is written only when every run is done.",
             "",
             "### Coverage (finished runs of the expected runs)",
             "",
@@ -669,9 +671,9 @@ def _markdown(
         ]
     if runs:
         md += [
-            f"Our runs: {len(runs)} from `{display_path(source)}` (variants {', '.join(variants)}; "
+            f"Our runs: {len(runs)} from `{display_path(source, out)}` (variants {', '.join(variants)}; "
             f"games {', '.join(games)}; seeds {', '.join(map(str, seeds))}), compared with the "
-            f"scores published with the REM paper (`{display_path(cfg.published_dir)}`). "
+            f"scores published with the REM paper (`{display_path(cfg.published_dir, out)}`). "
             "Human-normalised scores; 95% stratified-bootstrap CIs "
             f"({cfg.reps_aggregates} repetitions for aggregates, {cfg.reps_improvement} for "
             f"the probability of improvement, seed {cfg.seed}). With few runs or games the CIs "
@@ -736,7 +738,12 @@ def _markdown(
            "last epoch: the published runs' final scores, their mean +- standard error as a "
            "band.", "", "![Learning curves](learning_curves.png)", ""]  # fmt: skip
     cols = [c for c in MANIFEST_COLUMNS if any(m.get(c) for m in manifests)]
-    md += ["## Runs (from manifest.json)", "", f"Run folders under `{display_path(runs_dir)}`.", ""]
+    md += [
+        "## Runs (from manifest.json)",
+        "",
+        f"Run folders under `{display_path(runs_dir, out)}`.",
+        "",
+    ]
     if manifests:
         md += [_md_table(cols, [[m.get(c, "") or "" for c in cols] for m in manifests]), ""]
     if notes:

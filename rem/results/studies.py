@@ -56,6 +56,16 @@ def cli_flags(settings: dict, *, profiles: bool = True) -> str:
     return " ".join(flags)
 
 
+def seed_plan_flags(settings: dict) -> str:
+    """The `results:` settings of `python -m rem.results plan-seeds` (only the keys set)."""
+    keys = ["published_dir", "seed", "seed_plan_reps", "seed_check_experiments", "seed_check_reps"]
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str(settings[key]))}"
+        for key in keys
+        if settings.get(key) is not None
+    )
+
+
 def extra_file(name: str) -> str:
     """Where an extra baseline NAME lives, relative to the published folder."""
     return f"extra/{name}.json"
@@ -64,6 +74,8 @@ def extra_file(name: str) -> str:
 def study_inputs(study: str, published_dir: str, baselines_extra: list[str] = ()) -> list[str]:
     """Published files a study reads; extras that do not exist are left out (reported later)."""
     pub = Path(published_dir)
+    if study == "seeds":
+        return [str(pub / f) for f in (*REFERENCE_FILES, "REM.json")]
     algos = MAIN if study == "main" else ABLATIONS
     files = [str(pub / f) for f in REFERENCE_FILES] + [str(pub / a.file) for a in algos]
     if study == "main":

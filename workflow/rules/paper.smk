@@ -3,6 +3,8 @@
 #
 #   snakemake --cores 2 paper              # results/paper/ (add --forceall to redo them)
 #
+# It also writes the seed planner (seed_plan.*, rule plan_seeds).
+#
 # Settings: the optional `results:` section of the config (defaults = the paper's protocol):
 #   results:
 #     published_dir: results/published
@@ -18,7 +20,7 @@
 import os
 import shlex
 
-from rem.results.studies import cli_flags, study_inputs, study_outputs
+from rem.results.studies import cli_flags, seed_plan_flags, study_inputs, study_outputs
 
 PAPER_DIR = "results/paper"
 PAPER_LOGS = config.get("logs_dir", "logs")
@@ -67,8 +69,10 @@ rule paper_main:
         settings=cli_flags(RESULTS_SETTINGS),
         extra=" ".join(shlex.quote(name) for name in BASELINES_EXTRA),
     shell:
+        # The log keeps everything; the protocol warnings also go to the terminal, once.
         "OMP_NUM_THREADS=1 python -m rem.results paper --study main --out {params.out:q} "
-        "{params.settings} --baselines-extra {params.extra} > {log:q} 2>&1"
+        "{params.settings} --baselines-extra {params.extra} 2>&1 | tee {log:q} "
+        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
 
 
 rule paper_ablations:
@@ -100,11 +104,53 @@ rule paper_ablations:
         games=" ".join(shlex.quote(g) for g in ABLATION_GAMES_SET),
     shell:
         "OMP_NUM_THREADS=1 python -m rem.results paper --study ablations --out {params.out:q} "
-        "{params.settings} --ablation-games {params.games} > {log:q} 2>&1"
+        "{params.settings} --ablation-games {params.games} 2>&1 | tee {log:q} "
+        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+
+
+# The seed planner from the published REM runs (rem results plan-seeds): CI width of IQM and
+# power against runs per game, on the 26 games and the ablation subset, with its check
+# against a direct simulation. Settings: results.seed_plan_reps, seed_check_experiments,
+# seed_check_reps (and seed, published_dir, ablation_games).
+rule plan_seeds:
+    input:
+        study_inputs("seeds", PUBLISHED_DIR),
+    output:
+        [
+            (
+                report(
+                    f"{PAPER_DIR}/{name}",
+                    caption="../report/paper_seed_plan.rst",
+                    category="Paper (published scores)",
+                    subcategory="Seed planner",
+                )
+                if name == "seed_plan.png"
+                else f"{PAPER_DIR}/{name}"
+            )
+            for name in study_outputs("seeds")
+        ],
+    log:
+        f"{PAPER_LOGS}/paper/plan_seeds.log",
+    benchmark:
+        f"{PAPER_LOGS}/benchmarks/paper/plan_seeds.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        settings=seed_plan_flags(RESULTS_SETTINGS),
+        games=(
+            "--ablation-games " + " ".join(shlex.quote(g) for g in ABLATION_GAMES_SET)
+            if ABLATION_GAMES_SET
+            else ""
+        ),
+    shell:
+        "OMP_NUM_THREADS=1 python -m rem.results plan-seeds --check --out {params.out:q} "
+        "{params.settings} {params.games} > {log:q} 2>&1"
 
 
 rule paper:
     input:
         rules.paper_main.output,
         rules.paper_ablations.output,
+        rules.plan_seeds.output,
     localrule: True

@@ -2,6 +2,8 @@
 # (code: rem/results, `python -m rem.results report`). The figures and tables are also marked
 # for Snakemake's own HTML report: `snakemake --report results/runs/report.html` afterwards.
 
+from rem.results.studies import study_outputs
+
 
 rule report:
     input:
@@ -24,6 +26,12 @@ rule report:
             labels={"file": "aggregates with 95% CIs"},
         ),
         improvement=f"{RESULTS_DIR}/report/probability_of_improvement.csv",
+        protocols=report(
+            f"{RESULTS_DIR}/report/protocols.md",
+            category="Reproduction report",
+            labels={"file": "evaluation protocols (ours vs published)"},
+        ),
+        mismatches=f"{RESULTS_DIR}/report/protocol_mismatches.csv",
         manifests=report(
             f"{RESULTS_DIR}/report/runs.csv",
             category="Reproduction report",
@@ -51,5 +59,61 @@ rule report:
         runs_dir=lambda wc, input: Path(input.markers[0]).parents[3],
         settings=results_flags(),
     shell:
+        # The log keeps everything; the protocol warnings also go to the terminal, once.
         "python -m rem.results report --scores {input.table:q} --runs-dir {params.runs_dir:q} "
-        "--out {params.out:q} {params.settings} > {log:q} 2>&1"
+        "--out {params.out:q} {params.settings} 2>&1 | tee {log:q} "
+        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+
+
+# Preliminary report of whatever runs have finished (`snakemake partial`, or
+# `rem results report --partial`): every page, table and figure says PRELIMINARY and its
+# coverage (N of M runs per variant and game); written to <results_dir>/partial/ so the
+# final report is never overwritten. Its inputs are the score files of the runs finished at
+# the time Snakemake starts (RUN_DIR/scores.json of runs with a COMPLETED marker). They are
+# not outputs of any rule, so this target never schedules, waits for or re-runs a training
+# job, and it runs again when a new run has finished.
+PARTIAL_DIR = f"{RESULTS_DIR}/partial"
+
+
+def finished_score_files(wildcards):
+    return [
+        f"{run_dir(v, g, s)}/scores.json"
+        for v, g, s in RUNS
+        if os.path.exists(f"{run_dir(v, g, s)}/COMPLETED")
+        and os.path.exists(f"{run_dir(v, g, s)}/scores.json")
+    ]
+
+
+rule report_partial:
+    input:
+        finished_score_files,
+    output:
+        [f"{PARTIAL_DIR}/{name}" for name in study_outputs("partial")],
+    log:
+        f"{LOGS_DIR}/report_partial.log",
+    localrule: True
+    conda:
+        ENV_FILE
+    params:
+        out=PARTIAL_DIR,
+        runs_dir=RUNS_DIR,
+        expected=" ".join(f"{v}:{g}:{s}" for v, g, s in RUNS),
+        # With re-evaluation on, a run counts once its re-evaluation exists (read, not
+        # required: the evaluate jobs belong to the final DAG).
+        evaluations=(
+            f"--evaluations {shlex.quote(RESULTS_DIR + '/evaluations')}"
+            if config["evaluation"]["episodes"]
+            else ""
+        ),
+        settings=results_flags(),
+    shell:
+        "python -m rem.results report --partial --runs-dir {params.runs_dir:q} "
+        "--out {params.out:q} {params.evaluations} {params.settings} "
+        "--expected {params.expected} 2>&1 | tee {log:q} "
+        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+
+
+rule partial:
+    input:
+        rules.report_partial.output,
+    localrule: True
