@@ -30,9 +30,12 @@ RUNS = runs(VARIANTS)
 RUNS_DIR = config["runs_dir"]
 RESULTS_DIR = config["results_dir"]
 LOGS_DIR = config["logs_dir"]
+PACK_K, PACK_JOBS = packing_mode(config)
+# K runs per job on one GPU (packing.jobs: per-gpu), else one job per run.
+TRAIN_RULES = "train_pack" if PACK_K > 1 and PACK_JOBS == "per-gpu" else "train"
 
 
-include: "workflow/rules/train.smk"
+include: f"workflow/rules/{TRAIN_RULES}.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/report.smk"

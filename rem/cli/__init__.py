@@ -14,25 +14,31 @@ import sys
 from rem.config import ConfigError
 
 # Subcommand modules under rem.cli, in help order.
-COMMANDS = ["evaluate", "weights", "train", "summary", "bench", "results", "play", "video"]
+COMMANDS = [
+    "evaluate", "weights", "train", "summary", "bench", "results", "play", "video",
+    "status", "plan",
+]  # fmt: skip
 
 
 class UserError(Exception):
     """Bad input from the user: printed as `rem: error: ...`, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """All subcommands, or only `only` (a command line naming one imports just its module:
+    `rem status` stays fast because it never imports torch)."""
     parser = argparse.ArgumentParser(
         prog="rem", description="REM world-model agent on Atari 100k: train, evaluate, watch."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"rem.cli.{name}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rem.cli import UserError
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from rem.config import load_config
     from rem.games import check_game
     from rem.training.checkpoint import CheckpointError
+    from rem.training.health import NonFiniteError
     from rem.training.run_dir import RunDirError
     from rem.training.trainer import train
 
@@ -58,4 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (RunDirError, CheckpointError) as err:
         raise UserError(str(err)) from err
+    except NonFiniteError as err:  # a health alarm: the run failed, not the command line
+        print(f"rem train: error: {err}", file=sys.stderr)
+        return 1
     return 0

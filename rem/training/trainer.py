@@ -44,8 +44,16 @@ from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
 from rem.training.faults import maybe_kill
+from rem.training.health import (
+    NonFiniteError,
+    check_phase,
+    nan_hook,
+    previous_failures_note,
+    stop_on_failure,
+    training_seconds,
+)
 from rem.training.media import EpisodeSaver, save_reconstructions
-from rem.training.metrics import MetricsLogger
+from rem.training.metrics import MetricsLogger, read_metrics
 from rem.training.rng import configure_determinism, rng_state, seed_everything, set_rng_state
 from rem.training.run_dir import RunDir, device_info
 from rem.training.step import Metrics, optimizer_step, summarise_phase
@@ -271,6 +279,7 @@ class Trainer:
         comp.sampler.rebuild()  # snapshot of the replay as this component's epoch starts
         params = [p for group in comp.optimizer.param_groups for p in group["params"]]
         rows, norms = [], []
+        loss_fn = nan_hook(comp.name, epoch, comp.loss)  # comp.loss itself unless a test asks
         steps = range(comp.cfg.steps_per_epoch)
         bar = tqdm(
             steps, desc=f"epoch {epoch} {comp.name}", leave=False, disable=not self.show_progress
@@ -278,7 +287,7 @@ class Trainer:
         for _ in bar:
             batch = self.to_device(comp.sampler.sample())
             metrics, norm = optimizer_step(
-                lambda batch=batch: comp.loss(batch),
+                lambda batch=batch: loss_fn(batch),
                 comp.optimizer,
                 params,
                 comp.cfg.max_grad_norm,
@@ -288,6 +297,7 @@ class Trainer:
             norms.append(norm)
         comp.module.eval()
         out = summarise_phase(rows, f"{comp.name}/train", norms)  # the phase's one host read
+        check_phase(comp.name, epoch, out, rows, norms)  # non-finite loss/grad: stop (health.py)
         return out
 
     def _test_episodes(self, episodes: int, seed: int, keep: bool):
@@ -428,9 +438,15 @@ class Trainer:
             else None,
         )
         logger.truncate(start - 1)  # drop lines a killed process wrote after its checkpoint
+        if note := previous_failures_note(run.path):
+            self.log(note)  # a retried deterministic failure says so in every attempt's log
+        elapsed = training_seconds(read_metrics(run.metrics))  # kept epochs (rem status)
         try:
             for epoch in range(start, cfg.run.epochs + 1):
-                logger.log(self._epoch(epoch))
+                record = self._epoch(epoch)
+                elapsed += record["time/epoch"]
+                record["time/elapsed"] = elapsed
+                logger.log(record)
                 maybe_kill("epoch_end", epoch)
                 if epoch % cfg.run.checkpoint_every == 0 or epoch == cfg.run.epochs:
                     start_time = time.perf_counter()
@@ -440,6 +456,9 @@ class Trainer:
                     )
                     maybe_kill("after_checkpoint", epoch)
             scores = self._final_evaluation()
+        except NonFiniteError as err:
+            stop_on_failure(run, logger, err, resumed_from=start - 1)
+            raise
             logger.log(
                 {
                     "epoch": cfg.run.epochs,

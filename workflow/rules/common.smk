@@ -16,10 +16,11 @@ from snakemake.exceptions import WorkflowError
 
 from rem.config import ConfigError, available, load_config
 from rem.results.config import ResultsConfigError, results_config_from_dict
-from rem.games import ABLATION_GAMES, ATARI_100K_GAMES, UnknownGameError, check_game
+from rem.games import UnknownGameError, check_game
 
-# Named game sets a variant entry may use instead of a list.
-GAME_SETS = {"atari100k": list(ATARI_100K_GAMES), "ablation8": list(ABLATION_GAMES)}
+# Named game sets a variant entry may use instead of a list (one definition, shared with
+# `rem status` / `rem plan`, which expand the same config into the same runs).
+from rem.ops.sweep import GAME_SETS
 
 
 envvars:
@@ -222,6 +223,26 @@ def results_flags():
 
 def resources(rule_name, key, default):
     return config.get("resources", {}).get(rule_name, {}).get(key, default)
+
+
+def packing_mode(cfg):
+    """Several training runs per GPU, from the config's `packing` (README: several runs per
+    GPU): (K, jobs). jobs "per-run": one job per run, pinned by with_gpu.py to one of K slots
+    of a GPU (a workstation, train.smk); "per-gpu": one job trains K runs on its GPU (SLURM:
+    K runs inside one sbatch job, train_pack.smk)."""
+    k, jobs = cfg["packing"]["runs_per_gpu"], cfg["packing"]["jobs"]
+    if k > 1 and resources("train", "gpu", 0) > 1:
+        raise WorkflowError(
+            f"invalid workflow config: packing.runs_per_gpu {k} shares one GPU between runs, "
+            f"but resources.train.gpu is {resources('train', 'gpu', 0)}; set it to 1"
+        )
+    return k, jobs
+
+
+def gpu_slots():
+    """Slots per GPU of Snakemake's `gpu` resource: K when runs share GPUs job by job, else 1."""
+    k, jobs = packing_mode(config)
+    return k if k > 1 and jobs == "per-run" and resources("train", "gpu", 0) == 1 else 1
 
 
 wildcard_constraints:

@@ -19,7 +19,7 @@ rule evaluate:
         ENV_FILE
     threads: resources("evaluate", "threads", 1)
     resources:
-        gpu=resources("evaluate", "gpu", 0),
+        gpu=resources("evaluate", "gpu", 0) * gpu_slots(),  # whole GPUs, in slots (train.smk)
         mem_mb=resources("evaluate", "mem_mb", 4000),
         runtime=resources("evaluate", "runtime", 60),
     params:
@@ -34,6 +34,6 @@ rule evaluate:
         ),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "with_gpu.py --gpus {resources.gpu} -- "
+        f"with_gpu.py --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
         "rem evaluate --checkpoint {params.run_dir:q} --episodes {params.episodes} "
         "--seed {params.seed} {params.envs} --out {output.scores:q} > {log:q} 2>&1"

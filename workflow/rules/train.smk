@@ -6,6 +6,13 @@
 # cancelled attempt and the retry (`retries:`) resumes from the last checkpoint. For the
 # same reason a `--rerun-incomplete` costs nothing: the marker is absent or complete.
 # The log is this attempt's; <log>.attempts.log (not an output, so never deleted) keeps all.
+#
+# Several runs per GPU (packing.runs_per_gpu: K, jobs: per-run): each GPU has K slots and
+# Snakemake's `gpu` resource counts slots, so `--resources gpu=G` (G GPUs) becomes G x K
+# here; a run takes one slot, with_gpu.py pins it to a GPU with a free slot.
+GPUS_GIVEN = workflow.global_resources.get("gpu").value  # --resources gpu=G, else None
+if gpu_slots() > 1 and not workflow.remote_exec and GPUS_GIVEN is not None:
+    workflow.register_resource("gpu", GPUS_GIVEN * gpu_slots())
 
 
 rule train:
@@ -34,7 +41,7 @@ rule train:
         '( echo "== job start on $(hostname) at $(date -u +%FT%TZ)'
         ' (SLURM job ${{SLURM_JOB_ID:-none}})"; '
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "with_gpu.py --gpus {resources.gpu} -- "
+        f"with_gpu.py --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
         "rem train --game {wildcards.game:q} --seed {wildcards.seed} "
         "--variant {wildcards.variant:q} --run-dir {params.run_dir:q} "
         "--preset {params.preset:q} {params.overrides} ) 2>&1 "

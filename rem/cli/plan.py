@@ -1,0 +1,115 @@
+"""`rem plan`: GPU-hours and wall-clock of a sweep before it is launched, from measured times."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rem.cli import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plan",
+        help="GPU-hours and wall-clock of a workflow config on G GPUs, from measured epoch times",
+        description=(
+            "Cost of the workflow config's runs before launch: GPU-hours and wall-clock on "
+            "--gpus G with K runs per GPU, from a measurement: this config's finished runs "
+            "(their metrics.jsonl), or an epoch benchmark (`python -m benchmarks epoch --json "
+            "FILE`). It says which measurement and device it used; with none, how to get one."
+        ),
+    )
+    parser.add_argument(
+        "--configfile",
+        action="append",
+        metavar="CONFIG",
+        help="workflow config on top of config/config.yaml, as for snakemake (repeatable)",
+    )
+    parser.add_argument("--gpus", type=int, required=True, help="GPUs available (G)")
+    parser.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        help="training runs sharing one GPU (K; default: the config's packing.runs_per_gpu)",
+    )
+    parser.add_argument(
+        "--bench", metavar="FILE", help="an epoch benchmark JSON (default: finished runs first)"
+    )
+    parser.add_argument(
+        "--slowdown",
+        type=float,
+        help="how many times slower a run is when K runs share its GPU (default: print the "
+        "range from 1, no contention, to K, a GPU already busy)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.set_defaults(func=run)
+
+
+def _h(hours: float) -> str:
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours:,.0f} h ({hours / 24:,.1f} days)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from rem.ops.plan import find_measurement, plan
+    from rem.ops.sweep import SweepError, load_sweep
+
+    if args.gpus < 1:
+        raise UserError(f"--gpus {args.gpus}: give the number of GPUs, at least 1")
+    if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
+        raise UserError(f"--runs-per-gpu {args.runs_per_gpu}: at least 1")
+    if args.slowdown is not None and args.slowdown <= 0:
+        raise UserError(f"--slowdown {args.slowdown}: a positive factor (1 = no slowdown)")
+    try:
+        sweep = load_sweep(args.configfile)
+    except SweepError as err:
+        raise UserError(str(err)) from err
+    try:
+        measurement = find_measurement(sweep, args.bench)
+    except SweepError as err:
+        if args.bench is not None:
+            raise UserError(str(err)) from err
+        print(f"rem plan: {err}", file=sys.stderr)  # nothing measured yet: not a usage error
+        return 1
+    try:
+        result = plan(
+            sweep,
+            measurement,
+            gpus=args.gpus,
+            runs_per_gpu=args.runs_per_gpu,
+            slowdown=args.slowdown,
+        )
+    except SweepError as err:
+        raise UserError(str(err)) from err
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+        return 0
+    total = sum(result.runs.values())
+    per_variant = ", ".join(f"{v} {n}" for v, n in result.runs.items())
+    epochs = sorted(set(result.epochs.values()))
+    print(
+        f"config: {' + '.join(result.config)} (preset {result.preset}): {total} runs "
+        f"({per_variant}), {'/'.join(map(str, epochs))} epochs each"
+    )
+    m = result.measurement
+    print(f"measurement: {m.source}")
+    print(f"device: {m.device}")
+    hours = ", ".join(f"{v} {s / 3600:.2f} h" for v, s in m.per_run_s.items())
+    print(f"one run: {hours}")
+    for note in m.notes + result.notes:
+        print(f"note: {note}")
+    pack = f"{result.runs_per_gpu} runs per GPU" if result.runs_per_gpu > 1 else "one run per GPU"
+    print(f"on {result.gpus} GPU(s), {pack} ({result.slots} runs at a time):")
+    for p in result.placements:
+        label = ""
+        if len(result.placements) > 1 or result.runs_per_gpu > 1:
+            label = f"  sharing slowdown x{p.slowdown:g}" + (
+                " (no contention)"
+                if p.slowdown == 1
+                else " (the GPU was already busy: no gain from packing)"
+                if p.slowdown == result.runs_per_gpu and args.slowdown is None
+                else ""
+            )
+            print(label)
+        print(f"    GPU-hours   {_h(p.gpu_hours)}  (run-hours {_h(p.run_hours)})")
+        print(f"    wall-clock  {_h(p.wall_s / 3600)}")
+    return 0

@@ -1,0 +1,322 @@
+"""What a sweep will cost before it is launched: GPU-hours and wall-clock from measured times.
+
+A measurement gives the seconds of one whole run, per variant where it can:
+  - finished runs of this config (the config's runs_dir): the median training time of the
+    completed runs of each variant (their own metrics.jsonl, `time/elapsed` + the final
+    evaluation); a variant without a finished run takes the median over all of them;
+  - an epoch benchmark JSON (`python -m benchmarks epoch --json FILE`): for the paper preset
+    the `composed_epoch` run time at size `paper` (or, on a CPU, size `reduced` with the three
+    training phases scaled by the batch ratio, 8: per-sample cost on a compute-bound CPU);
+    for the quick preset the trainer's own `measured_epoch` (size tiny). It times variant
+    `rem`; other variants are assumed to cost the same (said in the output).
+Then the runs are placed on G GPUs x K runs per GPU (longest first, each on the slot that
+frees first). K runs sharing a GPU slow each other down by a factor between 1 (the GPU had
+room: REM's models are small) and K (the GPU was already the bottleneck); unless
+`--slowdown` gives it, both ends are printed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rem.ops.sweep import ROOT, Sweep, SweepError, variant_epochs
+
+BENCH_DIR = ROOT / "benchmarks" / "out"
+REDUCE = 8  # batch divisor of the benchmarks' "reduced" size (benchmarks/model_bench.py)
+PAPER_SCHEDULE_EPOCHS = 600  # the benchmarks' composed run is the paper's 600-epoch schedule
+HOW_TO_MEASURE = (
+    "measure one: `python -m benchmarks epoch --device cuda --sizes paper --json "
+    "benchmarks/out/epoch.json` on the GPU you will use (minutes; on a CPU: --device cpu "
+    "--sizes reduced), or finish one run of this config; then `rem plan --bench FILE` or "
+    "just `rem plan` again"
+)
+
+
+@dataclass
+class Measurement:
+    source: str  # what was measured, where
+    device: str
+    per_run_s: dict[str, float]  # variant -> seconds of one whole run
+    default_s: float  # variants without their own figure
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Placement:
+    slowdown: float
+    run_hours: float
+    gpu_hours: float
+    wall_s: float
+
+
+@dataclass
+class Plan:
+    config: list[str]
+    preset: str
+    runs: dict[str, int]  # variant -> runs
+    epochs: dict[str, int]
+    gpus: int
+    runs_per_gpu: int
+    gpus_per_run: int
+    slots: int  # runs at a time
+    measurement: Measurement
+    placements: list[Placement]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def from_runs(sweep: Sweep) -> Measurement | None:
+    """Median training time of this config's completed runs, per variant (None: none yet)."""
+    from rem.ops.status import collect
+
+    if not sweep.runs_dir.is_dir():
+        return None
+    status = collect(sweep.runs_dir, sweep=sweep)
+    done = [r for r in status.runs if r.state == "completed" and r.elapsed_s and r.in_config]
+    if not done:
+        return None
+    per_variant: dict[str, list[float]] = {}
+    for r in done:
+        per_variant.setdefault(r.variant, []).append(r.elapsed_s)
+    devices = Counter(r.device or "unknown device" for r in done)
+    device = ", ".join(f"{d} ({n} runs)" for d, n in devices.most_common())
+    notes = []
+    if len(devices) > 1:
+        notes.append("the finished runs ran on different devices; the figures mix them")
+    return Measurement(
+        source=(
+            f"{len(done)} finished run(s) in {sweep.runs_dir} (median training time per variant: "
+            + ", ".join(f"{v} {len(x)} run(s)" for v, x in per_variant.items())
+            + ")"
+        ),
+        device=device,
+        per_run_s={v: statistics.median(x) for v, x in per_variant.items()},
+        default_s=statistics.median(r.elapsed_s for r in done),
+        notes=notes,
+    )
+
+
+def _bench_device(payload: dict[str, Any]) -> str:
+    machine = payload.get("machine") or {}
+    option = (payload.get("options") or {}).get("device", machine.get("device", "?"))
+    name = machine.get("cuda_device") or machine.get("cpu") or "unknown"
+    return f"{name} ({option})"
+
+
+def from_bench(path: Path, sweep: Sweep) -> Measurement:
+    """One run's seconds from an epoch benchmark JSON; SweepError saying why it cannot."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise SweepError(f"benchmark file {path}: {err.strerror}; {HOW_TO_MEASURE}") from err
+    except ValueError as err:
+        raise SweepError(f"benchmark file {path} is not JSON; {HOW_TO_MEASURE}") from err
+    if not isinstance(payload, dict) or payload.get("schema") != "rem-bench/1":
+        raise SweepError(
+            f"{path} is not a `python -m benchmarks` JSON (no schema rem-bench/1); {HOW_TO_MEASURE}"
+        )
+    results = payload.get("results") or []
+    device = _bench_device(payload)
+    machine = payload.get("machine") or {}
+    when = payload.get("finished_utc", "?")
+
+    def find(name: str, size: str) -> dict | None:
+        return next(
+            (
+                r
+                for r in results
+                if r.get("suite") == "epoch" and r.get("name") == name and r.get("size") == size
+            ),
+            None,
+        )
+
+    notes = ["the benchmark times variant rem; every variant is assumed to cost the same"]
+    if sweep.preset == "paper":
+        composed = find("composed_epoch", "paper")
+        scale = 1.0
+        if composed is None and (composed := find("composed_epoch", "reduced")) is not None:
+            if "cpu" not in str((payload.get("options") or {}).get("device", "")):
+                raise SweepError(
+                    f"{path} measured size 'reduced' (batch / {REDUCE}) on a GPU, where time "
+                    f"does not scale with the batch; {HOW_TO_MEASURE}"
+                )
+            scale = REDUCE
+        if composed is None:
+            sizes = sorted({r.get("size") for r in results if r.get("suite") == "epoch"})
+            raise SweepError(
+                f"{path} has no composed_epoch at size paper or reduced (epoch sizes: "
+                f"{', '.join(map(str, sizes)) or 'none'}); {HOW_TO_MEASURE}"
+            )
+        derived = composed.get("derived") or {}
+        by_phase = dict(derived.get("run_by_phase_h") or {})
+        load = (machine.get("loadavg_1_5_15") or [0])[0]
+        usable = machine.get("cpus_usable") or machine.get("cpu_count") or 1
+        basis = "wall time"
+        cpu_based = derived.get("cpu_time_based") or {}
+        if "cpu" in device and load > usable and cpu_based.get("epoch_by_phase_s"):
+            # a shared, overloaded CPU: process CPU time is the better estimate (epoch_bench)
+            wall_epoch = derived.get("epoch_by_phase_s") or {}
+            ratio = {
+                k: cpu_based["epoch_by_phase_s"][k] / wall_epoch[k]
+                for k in ("tokenizer", "world_model", "actor_critic", "collection")
+                if wall_epoch.get(k)
+            }
+            by_phase = {k: v * ratio.get(k, 1.0) for k, v in by_phase.items()}
+            basis = f"process CPU time (the machine's load {load:.1f} exceeded its {usable} CPUs)"
+        if scale != 1.0:
+            for k in ("tokenizer", "world_model", "actor_critic"):
+                by_phase[k] = by_phase.get(k, 0.0) * scale
+            notes.append(
+                f"measured at size reduced (paper models, batch / {REDUCE}) on a CPU; the three "
+                f"training phases are scaled x{REDUCE} (per-sample cost; a CPU is compute-bound). "
+                "For the real figure run the benchmark with --sizes paper"
+            )
+        run_s = sum(by_phase.values()) * 3600
+        epochs = {variant_epochs(sweep, v) for v in sweep.variants}
+        per_run = {
+            v: run_s * variant_epochs(sweep, v) / PAPER_SCHEDULE_EPOCHS for v in sweep.variants
+        }
+        if epochs != {PAPER_SCHEDULE_EPOCHS}:
+            notes.append(f"scaled from the paper's {PAPER_SCHEDULE_EPOCHS}-epoch schedule")
+        ev = derived.get("evaluation_assumption")
+        if ev:
+            notes.append(f"evaluation time assumes {ev}")
+        source = (
+            f"benchmark {path} ({when}): composed_epoch, size {composed.get('size')}, "
+            f"{basis}, {run_s / 3600:.2f} h per {PAPER_SCHEDULE_EPOCHS}-epoch run"
+        )
+        return Measurement(source, device, per_run, statistics.median(per_run.values()), notes)
+    if sweep.preset == "quick":
+        epoch, evaluation = find("measured_epoch", "tiny"), find("measured_evaluation", "tiny")
+        if epoch is None:
+            raise SweepError(
+                f"{path} has no measured_epoch at size tiny (the quick preset); run "
+                "`python -m benchmarks epoch --sizes tiny --json FILE`"
+            )
+        from rem.config import load_config
+
+        per_run = {}
+        for v in sweep.variants:
+            cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+            n = cfg.run.epochs
+            ev = statistics.median(evaluation["times_s"]) if evaluation else 0.0
+            per_run[v] = n * statistics.median(epoch["times_s"]) + n // cfg.evaluation.every * ev
+        notes.append("every epoch counted as a full one (the first epochs train less)")
+        return Measurement(
+            f"benchmark {path} ({when}): measured_epoch (the trainer's own epochs, quick preset)",
+            device,
+            per_run,
+            statistics.median(per_run.values()),
+            notes,
+        )
+    raise SweepError(
+        f"the config's preset {sweep.preset!r} has no benchmark size (the benchmarks time the "
+        "paper and quick presets); finish one run of this config, then `rem plan` again"
+    )
+
+
+def find_measurement(sweep: Sweep, bench: str | Path | None) -> Measurement:
+    """--bench FILE if given; else this config's finished runs; else the newest usable
+    benchmark in benchmarks/out/. SweepError (saying how to measure) when there is none."""
+    if bench is not None:
+        return from_bench(Path(bench), sweep)
+    measured = from_runs(sweep)
+    if measured is not None:
+        return measured
+    reasons = []
+    files = sorted(BENCH_DIR.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in files:
+        try:
+            return from_bench(path, sweep)
+        except SweepError as err:
+            reasons.append(str(err).split(";")[0])
+    raise SweepError(
+        f"no measurement to plan from: no finished run in {sweep.runs_dir} and no usable epoch "
+        f"benchmark in {BENCH_DIR}"
+        + (f" ({len(reasons)} file(s) did not fit: {reasons[0]})" if reasons else "")
+        + f"; {HOW_TO_MEASURE}"
+    )
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+def wall_clock(durations: list[float], slots: int) -> float:
+    """Makespan of runs placed longest first, each on the slot that frees first."""
+    if not durations:
+        return 0.0
+    free = [0.0] * max(1, slots)
+    for d in sorted(durations, reverse=True):
+        t = heapq.heappop(free)
+        heapq.heappush(free, t + d)
+    return max(free)
+
+
+def plan(
+    sweep: Sweep,
+    measurement: Measurement,
+    *,
+    gpus: int,
+    runs_per_gpu: int | None = None,
+    slowdown: float | None = None,
+) -> Plan:
+    k = runs_per_gpu or sweep.runs_per_gpu
+    gpus_per_run = sweep.gpus_per_train_job
+    notes = []
+    if gpus_per_run == 0:
+        slots = gpus * k
+        notes.append(
+            "the config trains on CPU (resources.train.gpu: 0): --gpus counts parallel jobs "
+            "and GPU-hours are run-hours"
+        )
+    elif gpus_per_run == 1:
+        slots = gpus * k
+    else:
+        if k > 1:
+            raise SweepError(
+                f"--runs-per-gpu {k} needs one GPU per run, but resources.train.gpu is "
+                f"{gpus_per_run}; set it to 1 or use --runs-per-gpu 1"
+            )
+        slots = gpus // gpus_per_run
+        if slots == 0:
+            raise SweepError(f"--gpus {gpus} is fewer than the {gpus_per_run} GPUs one run needs")
+    counts = Counter(r.variant for r in sweep.runs)
+    base = [measurement.per_run_s.get(r.variant, measurement.default_s) for r in sweep.runs]
+    factors = [slowdown] if slowdown is not None else ([1.0, float(k)] if k > 1 else [1.0])
+    placements = []
+    for f in factors:
+        durations = [d * f for d in base]
+        run_hours = sum(durations) / 3600
+        share = (
+            1.0 if gpus_per_run == 0 else (gpus_per_run / k if gpus_per_run == 1 else gpus_per_run)
+        )
+        placements.append(Placement(f, run_hours, run_hours * share, wall_clock(durations, slots)))
+    missing = sorted(set(counts) - set(measurement.per_run_s))
+    if missing and measurement.per_run_s:
+        notes.append(
+            f"no own measurement for {', '.join(missing)}: they take the median of the others"
+        )
+    return Plan(
+        config=sweep.sources,
+        preset=sweep.preset,
+        runs=dict(counts),
+        epochs={v: variant_epochs(sweep, v) for v in counts},
+        gpus=gpus,
+        runs_per_gpu=k,
+        gpus_per_run=gpus_per_run,
+        slots=slots,
+        measurement=measurement,
+        placements=placements,
+        notes=notes,
+    )

@@ -1,0 +1,228 @@
+"""`rem status` output: the run table, the summary and the coverage grid (rich), and the
+coverage grid as a PNG (matplotlib)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from rem.ops.status import STATES, SweepStatus, coverage, fmt_duration
+
+STYLE = {
+    "pending": "dim",
+    "running": "cyan",
+    "stalled": "yellow",
+    "failed": "bold red",
+    "completed": "green",
+}
+SYMBOL = {"pending": "·", "running": "▶", "stalled": "‖", "failed": "✗", "completed": "✓"}
+COLOUR = {  # the PNG's
+    "pending": "#e0e0e0",
+    "running": "#4aa3df",
+    "stalled": "#f2c14e",
+    "failed": "#d1495b",
+    "completed": "#66a182",
+}
+
+
+def _number(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def short(text: str, width: int = 90) -> str:
+    """The first sentence of a message, at most `width` characters."""
+    first = text.split(". ")[0].split("\n")[0]
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def failure_lines(status: SweepStatus, states: set[str] | None = None) -> list[str]:
+    """Failed runs in full: the error, the log and the SLURM job."""
+    lines = []
+    for r in status.runs:
+        if r.state != "failed" or (states and "failed" not in states):
+            continue
+        lines.append(f"[bold red]✗ {r.variant}/{r.game}/{r.seed}[/]: {r.error}")
+        where = [f"log {r.log}" if r.log else "no log found", f"run folder {r.path}"]
+        if r.slurm_job:
+            where.append(f"SLURM job {r.slurm_job}")
+        lines.append("    " + "; ".join(where))
+    return lines
+
+
+def run_table(status: SweepStatus, states: set[str] | None = None):
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    for name, kw in (
+        ("variant/game/seed", {"no_wrap": True}),
+        ("state", {"no_wrap": True}),
+        ("epoch", {"justify": "right", "no_wrap": True}),
+        ("test return", {"justify": "right", "no_wrap": True}),
+        ("elapsed", {"justify": "right", "no_wrap": True}),
+        ("ETA", {"justify": "right", "no_wrap": True}),
+        ("details", {"overflow": "fold"}),
+    ):
+        table.add_column(name, **kw)
+    for r in status.runs:
+        if states and r.state not in states:
+            continue
+        epoch = f"{r.epoch if r.epoch is not None else '-'}/{r.epochs if r.epochs else '?'}"
+        ret = _number(r.test_return)
+        if r.test_return is not None and r.state != "completed" and r.test_return_epoch:
+            ret += f" @{r.test_return_epoch}"
+        details = []
+        if r.error:
+            details.append(short(r.error))
+        if r.state in ("running", "stalled") and r.host:
+            details.append(f"{r.host} pid {r.pid}" if r.pid else r.host)
+        if r.failures:
+            details.append(f"{r.failures} health stop(s) recorded (failures.json)")
+        if not r.in_config:
+            details.append("not in the config")
+        details += r.notes
+        table.add_row(
+            f"{r.variant}/{r.game}/{r.seed}",
+            f"[{STYLE[r.state]}]{r.state}[/]",
+            epoch,
+            ret,
+            fmt_duration(r.elapsed_s) if r.elapsed_s else "-",
+            fmt_duration(r.eta_s) if r.state != "completed" and r.eta_s is not None else "-",
+            "; ".join(details),
+        )
+    return table
+
+
+def summary_lines(status: SweepStatus) -> list[str]:
+    s = status.summary
+    counts = ", ".join(f"[{STYLE[k]}]{s.counts[k]} {k}[/]" for k in STATES if s.counts[k])
+    lines = [f"[bold]{s.total} runs[/]: {counts or 'none'}"]
+    remaining = (
+        f"{s.run_hours_remaining:.2f} remaining"
+        if s.run_hours_remaining is not None
+        else "remaining unknown (no run has timed an epoch yet)"
+    )
+    if s.unestimated and s.run_hours_remaining is not None:
+        remaining += f" (+{s.unestimated} runs without an estimate)"
+    lines.append(f"run-hours: {s.run_hours_spent:.2f} spent, {remaining}")
+    if not status.config and s.gpu_share_per_run is not None:
+        lines[-1] += " [dim](GPU share from the runs' devices; --configfile knows packing)[/]"
+    if s.gpu_share_per_run is None:
+        lines.append("GPU-hours: unknown share of a GPU per run (pass --configfile CONFIG)")
+    elif s.gpu_share_per_run == 0:
+        lines.append("GPU-hours: 0 (CPU runs)")
+    else:
+        rem_gpu = (
+            f"{s.gpu_hours_remaining:.2f} remaining"
+            if s.gpu_hours_remaining is not None
+            else "remaining unknown"
+        )
+        lines.append(
+            f"GPU-hours: {s.gpu_hours_spent:.2f} spent, {rem_gpu} "
+            f"({s.gpu_share_per_run:g} GPU per run)"
+        )
+    if s.finish_at is not None:
+        when = dt.datetime.fromisoformat(s.finish_at).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        lines.append(
+            f"expected finish: {when} (in {fmt_duration(s.finish_eta_s)} at the current "
+            f"{s.counts['running']} run(s) at a time)"
+        )
+    elif s.counts["completed"] == s.total and s.total:
+        lines.append("every run is complete")
+    else:
+        lines.append("expected finish: unknown (no run is running now)")
+    lines.append(f"[dim]estimates from {s.estimate_basis}; read in {status.seconds:.2f} s[/]")
+    return lines
+
+
+def coverage_tables(status: SweepStatus):
+    from rich.table import Table
+
+    tables = []
+    for variant, grid in coverage(status).items():
+        table = Table(title=variant, box=None, header_style="bold", pad_edge=False)
+        table.add_column("game", no_wrap=True)
+        for seed in grid["seeds"]:
+            table.add_column(str(seed), justify="center")
+        table.add_column("done", justify="right")
+        for game in grid["games"]:
+            row = grid["states"][game]
+            cells = [
+                f"[{STYLE[row[str(s)]]}]{SYMBOL[row[str(s)]]}[/]" if str(s) in row else " "
+                for s in grid["seeds"]
+            ]
+            done = sum(v == "completed" for v in row.values())
+            table.add_row(game, *cells, f"{done}/{len(row)}")
+        tables.append(table)
+    return tables
+
+
+def print_status(status: SweepStatus, console, states: set[str] | None = None, grid: bool = True):
+    from rich.columns import Columns
+
+    source = ", ".join(status.config) if status.config else "run folders only (no config)"
+    console.print(
+        f"[bold]rem status[/] {status.runs_dir}  [dim]({source}; {status.generated_at})[/]"
+    )
+    console.print(run_table(status, states))
+    console.print()
+    for line in failure_lines(status, states):
+        console.print(line)
+    for line in summary_lines(status):
+        console.print(line)
+    for problem in status.problems:
+        console.print(f"[yellow]skipped:[/] {problem}")
+    if grid:
+        console.print()
+        legend = "  ".join(f"[{STYLE[k]}]{SYMBOL[k]}[/] {k}" for k in STATES)
+        console.print(f"coverage (games x seeds)  {legend}")
+        console.print(Columns(coverage_tables(status), padding=(0, 4)))
+
+
+def save_png(status: SweepStatus, path: str | Path) -> Path:
+    """The coverage grid, one panel per variant, as a PNG (atomic write)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from rem.utils.atomic import atomic_write_bytes
+
+    grids = coverage(status)
+    n = max(1, len(grids))
+    rows = max((len(g["games"]) for g in grids.values()), default=1)
+    fig, axes = plt.subplots(1, n, figsize=(1.2 + 2.0 * n, 1.2 + 0.28 * rows), squeeze=False)
+    cmap = ListedColormap([COLOUR[s] for s in STATES])
+    for ax, (variant, grid) in zip(axes[0], grids.items()):
+        codes = [
+            [STATES.index(grid["states"][g].get(str(s), "pending")) for s in grid["seeds"]]
+            for g in grid["games"]
+        ]
+        ax.imshow(codes, cmap=cmap, vmin=0, vmax=len(STATES) - 1, aspect="auto")
+        ax.set_xticks(range(len(grid["seeds"])), [str(s) for s in grid["seeds"]], fontsize=7)
+        ax.set_yticks(range(len(grid["games"])), grid["games"], fontsize=7)
+        done = sum(v == "completed" for row in grid["states"].values() for v in row.values())
+        total = sum(len(row) for row in grid["states"].values())
+        ax.set_title(f"{variant}\n{done}/{total} complete", fontsize=8)
+        ax.set_xlabel("seed", fontsize=7)
+        ax.set_xticks([x - 0.5 for x in range(1, len(grid["seeds"]))], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(1, len(grid["games"]))], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1)
+        ax.tick_params(which="minor", length=0)
+    fig.legend(
+        handles=[Patch(color=COLOUR[s], label=s) for s in STATES],
+        loc="lower center",
+        ncol=len(STATES),
+        fontsize=7,
+        frameon=False,
+    )
+    fig.suptitle(f"coverage of {status.runs_dir} ({status.generated_at})", fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
