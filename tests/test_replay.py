@@ -1,5 +1,8 @@
 """Episode records and the replay: bounds, FIFO eviction, incremental crash-safe save/load."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -151,3 +154,87 @@ def test_load_errors_are_clear(tmp_path):
         Replay.load(tmp_path)
     with pytest.raises(ValueError, match="max_steps"):
         Replay(max_steps=0)
+
+
+def test_every_extension_gets_a_new_version_and_file_name():
+    replay = Replay()
+    current = replay.add(make_episode(2, ended=False))
+    names = [replay._file_name(current)]
+    for _ in range(3):
+        replay.extend(current, make_episode(2, ended=False))
+        names.append(replay._file_name(current))
+    assert [int(n.rsplit("-v", 1)[1].removesuffix(".npz")) for n in names] == [0, 1, 2, 3]
+    assert len(set(names)) == 4  # a name is never reused for other contents
+
+
+def _extensions(replay: Replay, current: int, step: int) -> int:
+    """Checkpoint interval `step` of the scenario: the open episode grows (twice in odd
+    intervals), a finished one is added now and then; returns the open episode's id."""
+    for _ in range(1 + step % 2):
+        replay.extend(current, make_episode(3, ended=False, tag=step))
+    if step % 2 == 0:
+        replay.add(make_episode(2, tag=50 + step))
+    return current
+
+
+def test_episode_extended_across_checkpoints_resumes_from_each(tmp_path):
+    """Issue 16: an episode extended before one checkpoint and again before the next kept a
+    stale hard-linked file. Extend one episode across 5 checkpoints, resume from each."""
+    from rem.training.checkpoint import load_checkpoint, save_checkpoint
+
+    steps = 5
+
+    def finish(replay: Replay, root, current: int, first_step: int) -> Replay:
+        for step in range(first_step, steps):
+            _extensions(replay, current, step)
+            save_checkpoint(root, step + 1, {}, replay.save)
+            _, folder = load_checkpoint(root)  # verified (sizes, hashes, replay lengths)
+            loaded = Replay.load(folder / "replay")
+            assert len(loaded[current]) == len(replay[current])
+        return replay
+
+    root = tmp_path / "straight"
+    replay = Replay()
+    replay.add(make_episode(4, tag=1))
+    current = replay.add(make_episode(2, ended=False, tag=2))
+    snapshots = []
+    for step in range(steps):  # the uninterrupted run, copying each committed checkpoint
+        _extensions(replay, current, step)
+        save_checkpoint(root, step + 1, {}, replay.save)
+        shutil.copytree(root, tmp_path / f"at_{step + 1}", copy_function=os.link)
+        snapshots.append(step + 1)
+    assert len(replay[current]) == 2 + 3 * 7  # extended 7 times, in all 5 intervals
+
+    for epoch in snapshots:  # resume from each committed checkpoint and run to the end
+        root_k = tmp_path / f"at_{epoch}"
+        _, folder = load_checkpoint(root_k)
+        resumed = finish(Replay.load(folder / "replay"), root_k, current, epoch)
+        assert resumed.ids() == replay.ids(), epoch
+        for i in replay.ids():
+            assert_same(resumed[i], replay[i])
+        _, folder = load_checkpoint(root_k)
+        again = Replay.load(folder / "replay")
+        for i in replay.ids():
+            assert_same(again[i], replay[i])
+
+
+def test_verify_saved_reads_headers_and_names_the_stale_file(tmp_path):
+    replay = Replay()
+    replay.add(make_episode(4))
+    current = replay.add(make_episode(3, ended=False))
+    replay.save(tmp_path)
+    assert replay_module.verify_saved(tmp_path) == 7
+    stale = tmp_path / "episodes" / replay._file_name(current)
+    replay.extend(current, make_episode(2))
+    # what the bug did: the manifest records 5 steps, the file under that name holds 3
+    old_bytes = stale.read_bytes()
+    replay.save(tmp_path)
+    (tmp_path / "episodes" / replay._file_name(current)).write_bytes(old_bytes)
+    with pytest.raises(replay_module.ReplayError, match=r"holds 3 steps, .* says 5"):
+        replay_module.verify_saved(tmp_path)
+    with pytest.raises(replay_module.ReplayError, match="holds 3 steps"):
+        Replay.load(tmp_path)
+    good = tmp_path / "episodes" / replay._file_name(0)
+    good.write_bytes(good.read_bytes()[:-100])  # truncated
+    with pytest.raises(replay_module.ReplayError, match="not a readable episode file"):
+        replay_module.episode_file_length(good)

@@ -41,14 +41,17 @@ def _write_replay(files: dict[str, bytes]):
     return save
 
 
-def test_checkpoint_round_trip_and_previous_removed(tmp_path):
+def test_checkpoint_round_trip_and_only_the_newest_two_kept(tmp_path):
     root = tmp_path / "checkpoints"
     save_checkpoint(root, 2, {"w": torch.arange(3)}, _write_replay({"a": b"1", "b": b"2"}))
     save_checkpoint(root, 4, {"w": torch.arange(4)}, _write_replay({"b": b"2", "c": b"3"}))
     state, folder = load_checkpoint(root)
     assert state["epoch"] == 4 and torch.equal(state["w"], torch.arange(4))
     assert sorted(p.name for p in (folder / "replay").iterdir()) == ["b", "c"]
-    assert sorted(p.name for p in root.iterdir()) == ["LATEST.json", "epoch_000004"]
+    # the previous checkpoint stays as the fallback; the one before it goes
+    assert sorted(p.name for p in root.iterdir()) == ["LATEST.json", "epoch_000002", "epoch_000004"]
+    save_checkpoint(root, 6, {"w": torch.arange(5)}, _write_replay({"c": b"3"}))
+    assert sorted(p.name for p in root.iterdir()) == ["LATEST.json", "epoch_000004", "epoch_000006"]
 
 
 def test_hard_linked_replay_never_changes_previous_checkpoint(tmp_path):

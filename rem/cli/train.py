@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train REM on one Atari 100k game. The run folder gets manifest.json, metrics.jsonl, "
             "checkpoints/, media/, scores.json and finally COMPLETED. Re-running the same command "
-            "resumes from the last checkpoint; on a complete run it does nothing."
+            "resumes from the last checkpoint (or the previous one, with a warning, if the last is "
+            "damaged); on a finished run it only writes COMPLETED again if it is missing. A folder "
+            "of another game, seed, variant or config is refused. One process per run folder: a "
+            "second one refuses, naming the first."
         ),
     )
     parser.add_argument("--game", required=True, help="Atari 100k game, e.g. Breakout")
@@ -26,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-dir", required=True, help="run folder (created if missing)")
     parser.add_argument(
         "--preset", default="paper", help="preset in config/presets: paper or quick"
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="delete what the run folder holds (checkpoints, metrics, media, scores, manifest, "
+        "COMPLETED) and train from scratch, even if the run is finished or has another config",
     )
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. run.epochs=10"
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             preset=args.preset,
             overrides=list(args.overrides),
+            retrain=args.retrain,
         )
     except (RunDirError, CheckpointError) as err:
         raise UserError(str(err)) from err

@@ -15,20 +15,112 @@ A save writes only the episode files the folder does not hold yet (new or extend
 episodes), then the manifest, then deletes files the manifest no longer names (evicted
 episodes, old versions). A crash before the manifest is replaced leaves the previous
 manifest and every file it names intact, so the previous save stays loadable.
+
+A file name is written once and never changes content: every `extend` bumps the episode's
+version, so an extended episode always gets a new name. (Skipping existing names is what
+makes saves incremental, and what lets a checkpoint start from hard links of the previous
+one.) `verify_saved(folder)` checks a save against its manifest by reading only the .npy
+headers inside each file, so a checkpoint can be checked before it is committed.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from rem.data.episode import Episode
+from rem.training.faults import maybe_kill
 from rem.utils.atomic import atomic_write_bytes, atomic_write_json
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+ARRAYS = ("observations", "actions", "rewards", "ends")
+
+
+class ReplayError(ValueError):
+    """A saved replay does not match its manifest (missing, truncated or stale file)."""
+
+
+def episode_file_length(path: str | Path) -> int:
+    """Steps in an episode file, from the .npy headers inside the .npz (no array is read).
+
+    Raises ReplayError if the file is not a complete episode file: an array is missing, the
+    arrays disagree on the number of steps, or an array's stored bytes are not what its
+    header announces (a truncated or overwritten file).
+    """
+    path = Path(path)
+    lengths = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in ARRAYS:
+                info = archive.getinfo(f"{name}.npy")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read(member)
+                    header_bytes = member.tell()
+                expected = header_bytes + int(np.prod(shape)) * dtype.itemsize
+                if info.file_size != expected:
+                    raise ReplayError(
+                        f"{path}: {name} holds {info.file_size} bytes, its header needs {expected}"
+                    )
+                lengths[name] = shape[0] if shape else -1
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        if isinstance(err, ReplayError):
+            raise
+        raise ReplayError(f"{path} is not a readable episode file ({err})") from err
+    if len(set(lengths.values())) != 1:
+        raise ReplayError(f"{path}: arrays disagree on the number of steps {lengths}")
+    return lengths["actions"]
+
+
+def verify_saved(folder: str | Path) -> int:
+    """Check every episode file named by a save's manifest: present, complete, and holding the
+    recorded number of steps (header reads only). Returns the total steps; raises ReplayError
+    (FileNotFoundError for a missing manifest) naming the first bad file."""
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    total = 0
+    for entry in manifest["episodes"]:
+        file = folder / "episodes" / entry["file"]
+        if not file.is_file():
+            raise ReplayError(
+                f"{file} named by {folder / MANIFEST} is missing: the replay save is damaged"
+            )
+        length = episode_file_length(file)
+        if length != entry["length"]:
+            raise ReplayError(
+                f"{file} holds {length} steps, {folder / MANIFEST} says {entry['length']}"
+            )
+        total += length
+    if total != manifest["num_steps"]:
+        raise ReplayError(
+            f"{folder / MANIFEST}: episodes hold {total} steps, num_steps says "
+            f"{manifest['num_steps']}"
+        )
+    return total
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {folder} is not a saved replay")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as err:
+        raise ReplayError(f"{path} is not valid JSON ({err})") from err
+    if manifest.get("format") != FORMAT:
+        raise ReplayError(f"{path}: unsupported replay format {manifest.get('format')!r}")
+    return manifest
 
 
 class Replay:
@@ -88,8 +180,10 @@ class Replay:
         if episode_id not in self._episodes:
             raise KeyError(f"episode {episode_id} is not in the replay (evicted or never added)")
         merged = self._episodes[episode_id].concat(continuation)
+        # Read the version before `_drop` forgets it: each extension needs a new file name.
+        version = self._versions[episode_id] + 1
         self._drop(episode_id)
-        self._put(episode_id, merged, version=self._versions.get(episode_id, 0) + 1)
+        self._put(episode_id, merged, version=version)
         self._evict()
 
     def clear(self) -> None:
@@ -135,6 +229,7 @@ class Replay:
         for episode_id, episode in self._episodes.items():
             name = self._file_name(episode_id)
             if not (episodes_dir / name).is_file():
+                maybe_kill("replay_write")
                 atomic_write_bytes(episodes_dir / name, episode.to_bytes())
                 written += 1
             entries.append(
@@ -155,7 +250,9 @@ class Replay:
             "num_steps": self._num_steps,
             "episodes": entries,
         }
+        maybe_kill("replay_manifest")
         atomic_write_json(folder / MANIFEST, manifest)
+        maybe_kill("replay_cleanup")
         keep = {entry["file"] for entry in entries}
         for path in episodes_dir.iterdir():
             if path.name not in keep:  # evicted, superseded, or debris of a crashed save
@@ -169,11 +266,7 @@ class Replay:
         """Read a `save` folder. The bounds are the saved ones unless given here."""
         folder = Path(folder)
         path = folder / MANIFEST
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: {folder} is not a saved replay")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{path}: unsupported replay format {manifest.get('format')!r}")
+        manifest = _read_manifest(folder)
         replay = cls(
             max_bytes if max_bytes is not None else manifest["max_bytes"],
             max_steps if max_steps is not None else manifest["max_steps"],
@@ -187,7 +280,7 @@ class Replay:
                 )
             episode = Episode.from_file(file)
             if len(episode) != entry["length"]:
-                raise ValueError(
+                raise ReplayError(
                     f"{file} holds {len(episode)} steps, {path} says {entry['length']}"
                 )
             replay._put(entry["id"], episode, version=entry["version"])

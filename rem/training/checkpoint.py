@@ -1,17 +1,27 @@
-"""Crash-safe checkpoints: a kill at any moment leaves the previous checkpoint usable.
+"""Crash-safe checkpoints: a kill at any moment leaves a committed, verified checkpoint.
 
 Layout under `RUN_DIR/checkpoints/`:
 
-    LATEST.json          {"epoch", "name", "files": {relative path: {"size", "sha256"}}}
+    LATEST.json          {"epoch", "name", "files": {relative path: {"size", "sha256"}},
+                          "previous": the record of the checkpoint before it, or null}
     epoch_000050/        state.pt (models, optimisers, epoch, RNG, collector, ...)
                          replay/  (the replay's own incremental format)
+    epoch_000048/        the previous committed checkpoint, kept as a fallback
 
 A new checkpoint is built in `.tmp/`: unchanged replay files are hard-linked from the previous
-checkpoint (the replay rewrites files by rename, so the old checkpoint's inodes are never
-modified), then the state is written, every file is hashed and fsynced, `.tmp/` is renamed
-to `epoch_N/`, and only then `LATEST.json` is atomically switched. `LATEST.json` is the
-commit point; anything else found on resume is debris from a kill and is removed. Sizes and
-SHA-256 in `LATEST.json` detect truncated or corrupted files with a clear error.
+checkpoint (the replay writes a new name for every changed episode and replaces files by
+rename, so the old checkpoint's inodes are never modified), then the state is written, every
+file is hashed and fsynced, and the checkpoint is *verified*: every replay file named by the
+replay's manifest holds the recorded number of steps (header reads) and state.pt is a complete
+archive. Only then is `.tmp/` renamed to `epoch_N/` and `LATEST.json` atomically switched
+(the commit point); the checkpoint before the previous one is deleted after the commit. A
+checkpoint that fails verification is never committed (CheckpointError; the previous one
+stays committed).
+
+Loading verifies again (sizes, SHA-256, replay lengths). If the latest checkpoint is unusable,
+`load_checkpoint(..., fallback=True)` resumes from the previous one, says so with the number
+of epochs lost, and keeps the bad one as `corrupt-epoch_N/` for inspection. Anything else
+found on resume is debris from a kill and is removed.
 """
 
 from __future__ import annotations
@@ -20,12 +30,15 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rem.data.replay import MANIFEST as REPLAY_MANIFEST
+from rem.data.replay import ReplayError, verify_saved
 from rem.training.faults import maybe_kill
 from rem.utils.atomic import _fsync_dir, atomic_torch_save, atomic_write_json
 
@@ -34,6 +47,7 @@ LATEST = "LATEST.json"
 TMP = ".tmp"
 STATE = "state.pt"
 REPLAY = "replay"
+CORRUPT = "corrupt-"  # prefix of a checkpoint set aside after it failed verification on load
 
 
 class CheckpointError(RuntimeError):
@@ -64,6 +78,13 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
+def _fix(root: Path) -> str:
+    return (
+        f"Delete {root.parent} (or run `rem train` with --retrain) to restart the run from "
+        "scratch, or restore the folder from a backup"
+    )
+
+
 def read_latest(root: str | Path) -> dict[str, Any] | None:
     """The committed checkpoint's record, or None if no checkpoint was ever committed."""
     path = Path(root) / LATEST
@@ -71,25 +92,61 @@ def read_latest(root: str | Path) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(path.read_text())
-        int(record["epoch"]), str(record["name"]), dict(record["files"])
-    except (ValueError, KeyError, TypeError) as err:
+        for rec in (record, record.get("previous")):
+            if rec is not None:
+                int(rec["epoch"]), str(rec["name"]), dict(rec["files"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise CheckpointError(
-            f"{path} is corrupt ({err}); the run cannot resume. Delete {Path(root)} to restart "
-            "the run from scratch, or restore the folder from a backup"
+            f"{path} is corrupt ({err}); the run cannot resume. {_fix(Path(root))}"
         ) from err
     return record
 
 
 def clean_debris(root: str | Path) -> None:
-    """Remove what a kill mid-checkpoint left behind (anything but the committed checkpoint)."""
+    """Remove what a kill mid-checkpoint left behind: anything but the committed checkpoint,
+    its fallback and checkpoints set aside as corrupt."""
     root = Path(root)
     if not root.is_dir():
         return
     record = read_latest(root)
-    keep = {LATEST, record["name"]} if record else {LATEST}
+    keep = {LATEST}
+    if record is not None:
+        keep |= {record["name"]} | (
+            {record["previous"]["name"]} if record.get("previous") else set()
+        )
     for entry in root.iterdir():
-        if entry.name not in keep:
+        if entry.name not in keep and not entry.name.startswith(CORRUPT):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _check_folder(folder: Path, files: dict[str, Any], *, hashes: bool) -> None:
+    """Raise CheckpointError (the problem only) unless `folder` holds exactly what `files`
+    records (sizes; SHA-256 when `hashes`), a replay matching its manifest and a complete
+    state.pt archive."""
+    if STATE not in files:
+        raise CheckpointError(f"{folder} has no {STATE} in its record")
+    for rel, expected in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file {path} is missing")
+        size = path.stat().st_size
+        if size != expected["size"]:
+            raise CheckpointError(
+                f"checkpoint file {path} is truncated or corrupt ({size} bytes, expected "
+                f"{expected['size']})"
+            )
+        if hashes and _hash_and_sync(path)["sha256"] != expected["sha256"]:
+            raise CheckpointError(f"checkpoint file {path} is corrupt (SHA-256 mismatch)")
+    if (folder / REPLAY / REPLAY_MANIFEST).is_file():
+        try:
+            verify_saved(folder / REPLAY)
+        except (ReplayError, FileNotFoundError) as err:
+            raise CheckpointError(f"the replay of {folder} is inconsistent: {err}") from err
+    try:
+        with zipfile.ZipFile(folder / STATE) as archive:  # torch.save writes a zip archive
+            archive.infolist()
+    except (OSError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{folder / STATE} is not a complete archive ({err})") from err
 
 
 def save_checkpoint(
@@ -98,13 +155,14 @@ def save_checkpoint(
     state: dict[str, Any],
     save_replay: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write checkpoint `epoch` and commit it; returns its folder."""
+    """Write checkpoint `epoch`, verify it, commit it; returns its folder."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     previous = read_latest(root)
     name = f"epoch_{epoch:06d}"
     if previous is not None and previous["name"] == name:
         raise CheckpointError(f"checkpoint {name} is already committed in {root}")
+    maybe_kill("checkpoint_start", epoch)
     tmp = root / TMP
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -115,54 +173,78 @@ def save_checkpoint(
         save_replay(tmp / REPLAY)
     maybe_kill("checkpoint_mid", epoch)
     atomic_torch_save(tmp / STATE, {"format": FORMAT, "epoch": epoch, **state})
+    maybe_kill("checkpoint_state", epoch)
     files = {str(p.relative_to(tmp)): _hash_and_sync(p) for p in _files(tmp)}
     for folder in sorted({p.parent for p in _files(tmp)} | {tmp}):
         _fsync_dir(folder)
+    try:
+        _check_folder(tmp, files, hashes=False)  # just hashed: sizes, replay, archive
+    except CheckpointError as err:
+        kept = f"epoch {previous['epoch']}" if previous else "none"
+        raise CheckpointError(
+            f"checkpoint of epoch {epoch} failed verification and was not committed: {err}. "
+            f"The committed checkpoint is unchanged ({kept}); this is a bug, please report it"
+        ) from err
+    maybe_kill("checkpoint_verified", epoch)
     final = root / name
     if final.exists():  # debris of a kill between rename and commit
         shutil.rmtree(final)
     os.rename(tmp, final)
     _fsync_dir(root)
-    atomic_write_json(
-        root / LATEST, {"format": FORMAT, "epoch": epoch, "name": name, "files": files}
-    )
+    maybe_kill("checkpoint_renamed", epoch)
+    fallback = None
     if previous is not None:
-        shutil.rmtree(root / previous["name"], ignore_errors=True)
+        fallback = {k: previous[k] for k in ("epoch", "name", "files")}
+    atomic_write_json(
+        root / LATEST,
+        {"format": FORMAT, "epoch": epoch, "name": name, "files": files, "previous": fallback},
+    )
+    maybe_kill("checkpoint_committed", epoch)
+    if previous is not None and previous.get("previous"):  # only the newest two are kept
+        shutil.rmtree(root / previous["previous"]["name"], ignore_errors=True)
     return final
 
 
+def _verify_record(root: Path, record: dict[str, Any]) -> None:
+    try:
+        _check_folder(root / record["name"], record["files"], hashes=True)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (checkpoint of epoch {record['epoch']})") from err
+
+
 def verify_checkpoint(root: str | Path) -> dict[str, Any]:
-    """Check every file of the committed checkpoint against LATEST.json; returns the record."""
+    """Check every file of the committed checkpoint against LATEST.json (sizes, SHA-256,
+    replay lengths); returns the record."""
     root = Path(root)
     record = read_latest(root)
     if record is None:
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
-    folder = root / record["name"]
-    fix = (
-        f"the run cannot resume from it. Delete {root} to restart the run from scratch, "
-        "or restore the folder from a backup"
-    )
-    for rel, expected in record["files"].items():
-        path = folder / rel
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint file {path} is missing; {fix}")
-        size = path.stat().st_size
-        if size != expected["size"]:
-            raise CheckpointError(
-                f"checkpoint file {path} is truncated or corrupt ({size} bytes, expected "
-                f"{expected['size']}); {fix}"
-            )
-        if _hash_and_sync(path)["sha256"] != expected["sha256"]:
-            raise CheckpointError(f"checkpoint file {path} is corrupt (SHA-256 mismatch); {fix}")
+    try:
+        _verify_record(root, record)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; the run cannot resume from it. {_fix(root)}") from err
     return record
 
 
-def load_checkpoint(
-    root: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[dict, Path]:
-    """Verify and load the committed checkpoint -> (state dict, its folder)."""
+def verify_state_file(root: str | Path) -> dict[str, Any]:
+    """Check only the committed checkpoint's state.pt (size, SHA-256): what a finished run's
+    agent needs. Returns the record; raises CheckpointError."""
     root = Path(root)
-    record = verify_checkpoint(root)
+    record = read_latest(root)
+    if record is None:
+        raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
+    path, expected = root / record["name"] / STATE, record["files"].get(STATE)
+    if expected is None or not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} is missing")
+    if (
+        path.stat().st_size != expected["size"]
+        or _hash_and_sync(path)["sha256"] != expected["sha256"]
+    ):
+        raise CheckpointError(f"checkpoint file {path} is corrupt (size or SHA-256 mismatch)")
+    return record
+
+
+def _read_state(root: Path, record: dict[str, Any], map_location) -> dict:
     folder = root / record["name"]
     try:
         # Our own checksummed file: it holds RNG tuples and optimiser states, not just tensors.
@@ -170,8 +252,63 @@ def load_checkpoint(
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
         raise CheckpointError(f"cannot read {folder / STATE}: {err}") from err
     if state.get("format") != FORMAT or state.get("epoch") != record["epoch"]:
+        raise CheckpointError(f"{folder / STATE} does not match {root / LATEST} (format/epoch)")
+    return state
+
+
+def load_checkpoint(
+    root: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    fallback: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[dict, Path]:
+    """Verify and load the committed checkpoint -> (state dict, its folder).
+
+    With `fallback`, an unusable latest checkpoint gives way to the previous one (verified
+    the same way): `warn` gets a message with the epochs lost, the bad folder is renamed
+    `corrupt-epoch_N` and LATEST.json points at the previous checkpoint. Without it (or with
+    no usable previous checkpoint) a CheckpointError says what is wrong and the fix.
+    """
+    root = Path(root)
+    record = read_latest(root)
+    if record is None:
+        raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
+    try:
+        _verify_record(root, record)
+        return _read_state(root, record, map_location), root / record["name"]
+    except CheckpointError as err:
+        latest_error = err
+    previous = record.get("previous")
+    if previous is None:
         raise CheckpointError(
-            f"{folder / STATE} does not match {root / LATEST} (format/epoch); delete {root} "
-            "to restart the run"
-        )
-    return state, folder
+            f"{latest_error}; there is no earlier checkpoint to fall back to, so the run cannot "
+            f"resume. {_fix(root)}"
+        ) from latest_error
+    if not fallback:
+        raise CheckpointError(
+            f"{latest_error}. The previous checkpoint (epoch {previous['epoch']}) is kept: "
+            f"`rem train` on this run resumes from it"
+        ) from latest_error
+    try:
+        _verify_record(root, previous)
+        state = _read_state(root, previous, map_location)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"both checkpoints are unusable: {latest_error}; {err}. The run cannot resume. "
+            f"{_fix(root)}"
+        ) from err
+    aside = root / f"{CORRUPT}{record['name']}"
+    if aside.exists():
+        shutil.rmtree(aside)
+    if (root / record["name"]).exists():
+        os.rename(root / record["name"], aside)
+    atomic_write_json(root / LATEST, {"format": FORMAT, **previous, "previous": None})
+    lost = record["epoch"] - previous["epoch"]
+    (warn or print)(
+        f"WARNING: the latest checkpoint (epoch {record['epoch']}) is unusable: {latest_error}. "
+        f"Resuming from the previous checkpoint (epoch {previous['epoch']}): {lost} "
+        f"epoch{'s' if lost != 1 else ''} lost, trained again. The bad checkpoint is kept as "
+        f"{aside} for inspection; delete it when done."
+    )
+    return state, root / previous["name"]

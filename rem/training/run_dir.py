@@ -8,7 +8,11 @@
     RUN_DIR/COMPLETED       written last: the run is complete
 
 `rem train` on an existing folder resumes it if its identity matches, does nothing if it is
-complete, and refuses otherwise (naming the keys that differ).
+finished, and refuses otherwise (naming the keys that differ). A run is *finished* when its
+own final state says so (`finished_state`): the committed checkpoint is the last epoch's and
+its state.pt is intact, scores.json is the final evaluation of this run, metrics.jsonl has
+its final line. COMPLETED alone proves nothing (a workflow may delete it), and a missing
+COMPLETED on a finished run is simply written again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +34,7 @@ from typing import Any
 
 import torch
 
+from rem.training.faults import maybe_kill
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 
 # Keys that change only logging, not what is computed: a resume may change them.
@@ -107,20 +113,132 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive use of the folder by one `rem train` process (released when it dies)."""
+        """Exclusive use of the folder by one `rem train` process (released when it dies).
+
+        The holder writes who it is into `.lock`, so a second process refuses naming it.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "w") as handle:
+        # O_RDWR without truncation: opening must not erase the holder's note before flock.
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        with os.fdopen(fd, "r+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as err:
+                holder = handle.read().strip() or "a process that has not said who it is yet"
                 raise RunDirError(
-                    f"another `rem train` process is using {self.path}; wait for it to finish "
-                    "or stop it first"
+                    f"another `rem train` process is using {self.path}: {holder}. Two trainers "
+                    "never write one run folder: wait for it to finish, or stop it (kill the "
+                    "pid above, on that host), then run this command again"
                 ) from err
+            except OSError as err:  # e.g. a shared file system mounted without flock support
+                raise RunDirError(
+                    f"cannot lock {self.path / '.lock'} ({err}): its file system does not "
+                    "support flock, so two trainers could write this run folder at once. Use a "
+                    "run folder on a file system with flock (NFSv4; Lustre mounted with -o flock)"
+                ) from err
+            handle.truncate(0)
+            handle.write(
+                f"pid {os.getpid()} on host {socket.gethostname()}, since {now()}: "
+                + " ".join(sys.argv)
+                + "\n"
+            )
+            handle.flush()
             yield
 
     def is_complete(self) -> bool:
+        """The COMPLETED marker exists (see `finished_state` for what it should mean)."""
         return self.completed.exists()
+
+    def finished_state(self, identity: dict[str, Any]) -> str | None:
+        """None if the folder holds this run finished (from its own files), else why not.
+
+        Checks: the manifest is this run's; the committed checkpoint is epoch
+        `run.epochs` and its state.pt matches its size and SHA-256; scores.json is this
+        run's final evaluation (game, variant, seed, epochs, `evaluation.final_episodes`
+        returns); metrics.jsonl has the final evaluation's line. Cheap: no replay is read.
+        """
+        from rem.training.checkpoint import CheckpointError, verify_state_file
+
+        cfg = identity["config"]
+        epochs, episodes = cfg["run"]["epochs"], cfg["evaluation"]["final_episodes"]
+        manifest = self.read_manifest()
+        if manifest is None:
+            return "no manifest.json"
+        if not self.scores.is_file():
+            return "no scores.json"
+        try:
+            record = verify_state_file(self.checkpoints)
+        except CheckpointError as err:
+            return f"final checkpoint not usable ({err})"
+        if record["epoch"] != epochs:
+            return f"the last checkpoint is epoch {record['epoch']} of {epochs}"
+        try:
+            scores = json.loads(self.scores.read_text())
+            facts = (scores["game"], scores["variant"], scores["seed"], scores["epochs"])
+            count = (scores["episodes"], len(scores["returns"]))
+        except (ValueError, KeyError, TypeError) as err:
+            return f"{self.scores} is not a final evaluation ({err!r})"
+        if facts != (identity["game"], identity["variant"], identity["seed"], epochs):
+            return f"{self.scores} belongs to another run {facts}"
+        if count != (episodes, episodes):
+            return f"{self.scores} holds {count[1]} returns, the config asks for {episodes}"
+        from rem.training.metrics import read_metrics
+
+        if not any(r.get("final") for r in read_metrics(self.metrics)):
+            return f"{self.metrics} has no final-evaluation line"
+        return None
+
+    def mark_completed(self) -> None:
+        """A finished run (see `finished_state`) whose COMPLETED marker or manifest status is
+        missing, e.g. a kill inside `finish` or a workflow that deleted the marker: write them
+        again. Nothing is retrained."""
+        manifest = self.read_manifest() or {}
+        if manifest.get("status") != "completed" or not manifest.get("ended_at"):
+            manifest["ended_at"] = manifest.get("ended_at") or now()
+            manifest["status"] = "completed"
+            atomic_write_json(self.manifest, manifest)
+        if not self.completed.exists():
+            atomic_write_text(self.completed, f"completed {manifest['ended_at']}\n")
+
+    def check_fresh_start(self, first_checkpoint: int) -> None:
+        """Refuse to start from epoch 1 over a run that had committed a checkpoint: its
+        metrics show an epoch after `first_checkpoint`, so checkpoints were lost."""
+        from rem.training.metrics import read_metrics
+
+        done = max((int(r.get("epoch", 0)) for r in read_metrics(self.metrics)), default=0)
+        if done > first_checkpoint:
+            raise RunDirError(
+                f"{self.metrics} records epoch {done}, so this run committed checkpoints, but "
+                f"{self.checkpoints} holds none: they were deleted or lost. Refusing to start "
+                "over silently. Restore the checkpoints from a backup, or train from scratch "
+                "with --retrain (or delete the run folder)"
+            )
+
+    # what --retrain deletes: everything a run writes (the lock stays)
+    RUN_FILES = (
+        "COMPLETED",
+        "scores.json",
+        "checkpoints",
+        "metrics.jsonl",
+        "media",
+        "tensorboard",
+        "wandb",
+        "manifest.json",
+    )
+
+    def wipe(self) -> list[str]:
+        """Delete the run's files (COMPLETED first) for a deliberate retrain; returns names."""
+        removed = []
+        for name in self.RUN_FILES:
+            path = self.path / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(name)
+        return removed
 
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest.exists():
@@ -193,10 +311,12 @@ class RunDir:
     def finish(self, scores: dict[str, Any]) -> None:
         """scores.json, the manifest's end time, then the COMPLETED marker (last)."""
         atomic_write_json(self.scores, scores)
+        maybe_kill("finish_scores")
         manifest = self.read_manifest() or {}
         manifest["ended_at"] = now()
         manifest["status"] = "completed"
         if manifest.get("sessions"):
             manifest["sessions"][-1]["ended_at"] = manifest["ended_at"]
         atomic_write_json(self.manifest, manifest)
+        maybe_kill("finish_manifest")
         atomic_write_text(self.completed, f"completed {manifest['ended_at']}\n")

@@ -43,7 +43,7 @@ from rem.evaluation.evaluate import evaluate
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
-from rem.training.faults import maybe_kill
+from rem.training.faults import maybe_kill, watch
 from rem.training.health import (
     NonFiniteError,
     check_phase,
@@ -112,9 +112,11 @@ class Trainer:
         preset: str = "paper",
         overrides: list[str] | None = None,
         log: Callable[[str], None] = print,
+        retrain: bool = False,
     ) -> None:
         self.cfg, self.game, self.seed, self.variant = cfg, game, seed, variant
         self.preset, self.overrides = str(preset), list(overrides or [])
+        self.retrain = retrain  # discard the folder's run and train from scratch
         self.run = RunDir(run_dir)
         self.log = log
         self.identity = {"game": game, "variant": variant, "seed": seed, "config": cfg.to_dict()}
@@ -173,7 +175,9 @@ class Trainer:
                 seed=derived_seed(self.seed, purpose),
             )
             policies[name].autocast = cfg.run.bf16 and device.type == "cuda"
-        self.train_policy, self.test_policy = policies["train"], policies["test"]
+        # fault-injection tests kill inside collection/evaluation (the policy itself otherwise)
+        self.train_policy = watch(policies["train"], "collect")
+        self.test_policy = watch(policies["test"], "evaluate")
 
         tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
         context = cfg.world_model.context_length
@@ -404,19 +408,37 @@ class Trainer:
 
     def fit(self) -> dict[str, Any] | None:
         run = self.run
-        run.check_identity(self.identity)  # first: a complete run of another config refuses too
-        if run.is_complete():
-            self.log(f"{run.path} is complete (COMPLETED exists); nothing to do")
-            return None
+        if not self.retrain:  # first: a finished run of another config refuses too
+            run.check_identity(self.identity)
         with run.lock():
+            if self.retrain:
+                removed = ", ".join(run.wipe()) or "nothing"
+                self.log(f"--retrain: deleted {removed} in {run.path}; training from scratch")
+                return self._fit()
+            # finished = the run's own final state, not the COMPLETED marker (run_dir.py)
+            why_not = run.finished_state(self.identity)
+            if why_not is None:
+                again = "" if run.is_complete() else "; COMPLETED written again, nothing retrained"
+                run.mark_completed()
+                self.log(
+                    f"{run.path} is complete (final checkpoint and scores); nothing to do{again}"
+                )
+                return None
+            if run.is_complete():
+                self.log(f"WARNING: {run.completed} exists but {why_not}: resuming the run")
+                run.completed.unlink()
             return self._fit()
 
     def _fit(self) -> dict[str, Any]:
         cfg, run = self.cfg, self.run
+        if read_latest(run.checkpoints) is None:  # never start over a run that had checkpoints
+            run.check_fresh_start(min(cfg.run.checkpoint_every, cfg.run.epochs))
         clean_debris(run.checkpoints)
         start, state, folder = 1, None, None
         if read_latest(run.checkpoints) is not None:
-            state, folder = load_checkpoint(run.checkpoints, map_location=self.device)
+            state, folder = load_checkpoint(
+                run.checkpoints, map_location=self.device, fallback=True, warn=self.log
+            )
         self._setup(folder / "replay" if folder is not None else None)
         if state is not None:
             self._load(state)
@@ -443,6 +465,7 @@ class Trainer:
         elapsed = training_seconds(read_metrics(run.metrics))  # kept epochs (rem status)
         try:
             for epoch in range(start, cfg.run.epochs + 1):
+                maybe_kill("epoch_start", epoch)
                 record = self._epoch(epoch)
                 elapsed += record["time/epoch"]
                 record["time/elapsed"] = elapsed
