@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="write the results JSON here (atomically)")
     parser.add_argument(
+        "--preset",
+        help="play under this preset's env protocol (e.g. small: its test-episode cap), so a "
+        "random baseline matches the runs it is compared with (default: the paper protocol)",
+    )
+    parser.add_argument(
         "--checkpoint",
         type=Path,
         metavar="RUN_DIR",
@@ -155,11 +160,23 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
 
 
+def preset_env(preset: str | None) -> EnvConfig:
+    """The env protocol of a preset (`None`: the paper's)."""
+    if preset is None:
+        return EnvConfig()
+    from rem.config import ConfigError, load_config
+
+    try:
+        return load_config(preset).env
+    except ConfigError as err:
+        raise UserError(f"--preset {preset}: {err}") from err
+
+
 def handler(args: argparse.Namespace) -> int:
     check_arguments(args)
     game = resolve_game(args)
     policy, description = build_policy(args, game)
-    env_cfg = getattr(args, "env_cfg", None) or EnvConfig()
+    env_cfg = getattr(args, "env_cfg", None) or preset_env(args.preset)
     result = evaluate(game, policy, args.episodes, args.seed, args.envs, env_cfg)
     payload = {
         **result.to_json(),
