@@ -28,6 +28,9 @@ def test_snakemake_paper_target(tmp_path):
         "  reps_aggregates: 200\n"
         "  reps_profiles: 20\n"
         "  reps_improvement: 20\n"
+        "  seed_plan_reps: 500\n"
+        "  seed_check_experiments: 3\n"
+        "  seed_check_reps: 20\n"
     )
     env = {
         **os.environ,
@@ -42,8 +45,11 @@ def test_snakemake_paper_target(tmp_path):
     logs = "".join(p.read_text() for p in (tmp_path / "logs" / "paper").glob("*.log"))
     assert proc.returncode == 0, proc.stderr[-3000:] + logs
     out = tmp_path / "results" / "paper"
-    for name in study_outputs("main") + study_outputs("ablations"):
+    for name in study_outputs("main") + study_outputs("ablations") + study_outputs("seeds"):
         assert (out / name).is_file(), name
+    # The protocol warnings reach the terminal (once per study), not only the logs.
+    assert proc.stderr.count("protocol mismatches: main comparison") == 1
+    assert "STORM vs REM: sticky-action probability 0.25 vs 0.0" in proc.stderr
     with (out / "aggregates.csv").open() as f:
         algos = {row["algorithm"] for row in csv.DictReader(f)}
     assert "DIAMOND" in algos and "Ghost" not in algos

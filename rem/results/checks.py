@@ -132,6 +132,6 @@ def run_count_note(scores: Mapping[str, Scores]) -> str:
         parts.append(f"{name} {vs[0]}" if len(vs) == 1 else f"{name} {vs[0]}-{vs[-1]}")
     return (
         "Unequal run counts (" + ", ".join(parts) + " runs per game): legitimate, and handled "
-        "by resampling each game's own runs; intervals of the side with fewer runs are wider "
-        "and, below 5 runs, understate the uncertainty."
+        "by resampling each game's own runs; the side with fewer runs has the less reliable "
+        "interval (a bootstrap over fewer than 5 runs understates the uncertainty)."
     )

@@ -216,10 +216,15 @@ def add_footer(fig: plt.Figure, lines: list[str], title: str = "") -> plt.Figure
 
 def preliminary(fig: plt.Figure, coverage: str) -> plt.Figure:
     """Stamp a figure of a partial report: PRELIMINARY and its coverage (N of M runs)."""
-    fig.text(
-        0.5, 1.0, f"PRELIMINARY ({coverage})", ha="center", va="bottom", fontsize=11,
-        color="#b00000", fontweight="bold",
-    )  # fmt: skip
+    # Above everything already drawn (axes titles may sit above the figure box; bbox_inches=
+    # 'tight' keeps what is outside it), so it never covers a title or a legend.
+    fig.draw_without_rendering()
+    inv = fig.transFigure.inverted()
+    tops = [a.get_tightbbox().transformed(inv).y1 for a in fig.axes if a.get_visible()]
+    tops += [lg.get_window_extent().transformed(inv).y1 for lg in fig.legends]
+    y = max([1.0, *tops]) + 0.1 / fig.get_figheight()
+    fig.suptitle(f"PRELIMINARY ({coverage})", y=y, va="bottom", fontsize=11, color="#b00000",
+                 fontweight="bold")  # fmt: skip
     return fig
 
 
@@ -295,7 +300,7 @@ def learning_curves_figure(
         handles["final"] = plt.Line2D(
             [], [], color="grey", marker="*", ls="", ms=9, label="final evaluation"
         )
-        fig.legend(handles=list(handles.values()), loc="outside right upper", fontsize=8,
+        fig.legend(handles=list(handles.values()), loc="outside right center", fontsize=8,
                    frameon=False)  # fmt: skip
     return fig
 

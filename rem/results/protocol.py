@@ -208,7 +208,12 @@ def mismatch_rows(reference: Protocol, others: list[Protocol]) -> list[list[str]
     return rows
 
 
-def markdown_section(reference: Protocol, others: list[Protocol], title: str = "") -> str:
+def markdown_section(
+    reference: Protocol,
+    others: list[Protocol],
+    title: str = "",
+    origin: str = "`results/published/protocols.yaml`",
+) -> str:
     """The report block: a warning line per differing source, or a line saying all agree."""
     head = title or f"Protocol differences from {reference.name}"
     lines = mismatch_lines(reference, others)
@@ -216,10 +221,7 @@ def markdown_section(reference: Protocol, others: list[Protocol], title: str = "
         names = ", ".join(o.name for o in others)
         return f"**{head}:** none; {names} and {reference.name} were measured the same way.\n"
     body = "\n".join(f"- {line}" for line in lines)
-    return (
-        f"**{head}** (see `protocols.md`; values from `results/published/protocols.yaml` "
-        f"and the run manifests):\n\n{body}\n"
-    )
+    return f"**{head}** (see `protocols.md`; values from {origin}):\n\n{body}\n"
 
 
 def protocol_table(protocols: list[Protocol], reference: str | None = None) -> str:

@@ -42,6 +42,7 @@ TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
 TRAIN_RETURN_KEYS = ("train_dataset/return", "collection/return", "train/return")
 PRELIMINARY = "preliminary"
+ORIGIN = "`results/published/protocols.yaml` and the run manifests"
 
 
 class ReportError(ValueError):
@@ -249,13 +250,15 @@ def read_curves(
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """{'test'|'train'|'final': (epochs, returns)} from metrics.jsonl + a note on what is missing.
 
-    'final' is the trainer's final evaluation (the score of the run), one point.
+    'final' is the trainer's final evaluation (the score of the run), one point; logs
+    without it get it from the run's score file (`_write`), at the last logged epoch
+    (`curves["last"]`).
     """
     where = display_path(metrics_path, report_dir)
     if not metrics_path.is_file():
         return {}, f"{where}: not found"
     points: dict[str, list[tuple[int, float]]] = {"test": [], "train": [], "final": []}
-    bad = 0
+    bad, last = 0, 0
     for line in metrics_path.read_text().splitlines():
         if not line.strip():
             continue
@@ -266,6 +269,7 @@ def read_curves(
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
             continue
+        last = max(last, rec["epoch"])
         if rec.get("final"):
             value = rec.get("final/mean_return")
             if isinstance(value, (int, float)) and math.isfinite(value):
@@ -282,6 +286,8 @@ def read_curves(
         for label, pts in points.items()
         if pts
     }
+    if last:
+        curves["last"] = (np.array([last]), np.array([np.nan]))
     notes = []
     if bad:
         notes.append(f"{bad} unreadable line(s) skipped")
@@ -579,6 +585,10 @@ def _write(
         got, note = read_curves(run_dir / "metrics.jsonl", out)
         if note:
             curve_notes.append(note)
+        last = got.pop("last", None)
+        if "final" not in got and last is not None:
+            # The run's score (scores.json, as collected) at its last logged epoch.
+            got["final"] = (last[0], np.array([run.raw]))
         for label, (ep, ret) in got.items():
             curves.setdefault(run.game, {}).setdefault(run.variant, []).append((label, ep, ret))
         manifests.append(manifest_row(run_dir, run))
@@ -637,7 +647,10 @@ def _protocols_page(data: ReportData, coverage: Coverage | None) -> str:
             continue
         md += [f"## {c.variant}", ""]
         md += [P.protocol_table([c.published_protocol, c.ours_protocol], c.published_protocol.name)]
-        md += [P.markdown_section(c.published_protocol, [c.ours_protocol], "Differences"), ""]
+        md += [
+            P.markdown_section(c.published_protocol, [c.ours_protocol], "Differences", ORIGIN),
+            "",
+        ]
         md += [P.sources_markdown([c.ours_protocol, c.published_protocol])]
     return "\n".join(md) + "\n"
 
@@ -706,7 +719,10 @@ def _markdown(
                          verdict(ours, pub, k, m)])  # fmt: skip
         md += [_md_table(["Metric", "Ours", "Published", "Verdict"], rows), ""]
         if c.ours_protocol and c.published_protocol:
-            md += [P.markdown_section(c.published_protocol, [c.ours_protocol], "Protocol"), ""]
+            md += [
+                P.markdown_section(c.published_protocol, [c.ours_protocol], "Protocol", ORIGIN),
+                "",
+            ]
         note = run_count_note({"ours": c.ours, "published": c.published})
         if note:
             md += [note, ""]
