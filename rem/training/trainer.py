@@ -479,9 +479,6 @@ class Trainer:
                     )
                     maybe_kill("after_checkpoint", epoch)
             scores = self._final_evaluation()
-        except NonFiniteError as err:
-            stop_on_failure(run, logger, err, resumed_from=start - 1)
-            raise
             logger.log(
                 {
                     "epoch": cfg.run.epochs,
@@ -489,6 +486,9 @@ class Trainer:
                     **{f"final/{k}": v for k, v in scores.items() if isinstance(v, (int, float))},
                 }
             )
+        except NonFiniteError as err:
+            stop_on_failure(run, logger, err, resumed_from=start - 1)
+            raise
         finally:
             logger.close()
             self.env.close()
