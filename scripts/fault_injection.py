@@ -15,8 +15,9 @@ and check that it ends identical to the uninterrupted run.
    boundary, finish) and uniformly within each.
 3. Each attempt trains a fresh run folder with `REM_TEST_KILL_AT` set to its moment (the
    process must die there by SIGKILL), then runs the same command again until it finishes.
-   An attempt may chain kills (`A+B+C`: each resumed process is killed at the next moment,
-   counted from its own start).
+   With `--chain K` an attempt chains K moments in run order: each resumed process is killed
+   at the next one (a resumed process redoes whole epochs, so a moment `POINT:EPOCH@N` after
+   its checkpoint is the same moment as in the reference). Cheaper: one run, K restarts.
 4. The finished run must equal the reference: every tensor and value of the final checkpoint
    (models, optimisers, collector, RNGs), every episode of its replay, every metrics line
    (times excluded), scores.json (eval_seconds excluded), COMPLETED and a completed manifest.
@@ -99,6 +100,7 @@ class Moment:
     epoch: int | None
     n: int  # the n-th hit of `point` in `epoch`
     category: str
+    index: int  # position in the reference run's trace
 
     @property
     def spec(self) -> str:
@@ -120,15 +122,17 @@ def category(point: str, epoch: int | None, epochs: int) -> str:
         return "epoch boundary"
     if point.startswith("finish_"):
         return "finish"
+    if point == "checkpoint_loaded":
+        return "resume"
     raise ValueError(f"unknown fault point {point!r} in the trace")
 
 
 def read_trace(path: Path, epochs: int) -> list[Moment]:
     moments = []
-    for line in Path(path).read_text().splitlines():
+    for index, line in enumerate(Path(path).read_text().splitlines()):
         point, epoch, n = line.split("\t")
         e = int(epoch) if epoch else None
-        moments.append(Moment(point, e, int(n), category(point, e, epochs)))
+        moments.append(Moment(point, e, int(n), category(point, e, epochs), index))
     return moments
 
 
@@ -289,18 +293,34 @@ def make_reference(workdir: Path, game: str = GAME, seed: int = RUN_SEED) -> tup
     return ref, trace
 
 
+def chains(moments: list[Moment], size: int, seed: int) -> list[list[Moment]]:
+    """Random groups of `size` moments, each in run order (a chain of kills)."""
+    order = np.random.default_rng(seed + 1).permutation(len(moments))
+    shuffled = [moments[i] for i in order]
+    groups = [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
+    return [sorted(g, key=lambda m: m.index) for g in groups]
+
+
 def summary(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    """Per kill, by category: tried; killed there (SIGKILL at that moment); resumed (the run
+    went on from it to the end: every later kill hit, the last process finished); identical
+    (the finished run equals the reference)."""
+    kills = [
+        (c, killed, all(a.killed[i + 1 :]) and a.resumed, a.identical)
+        for a in attempts
+        for i, (c, killed) in enumerate(zip(a.categories, a.killed))
+    ]
     rows = []
     for c in [*CATEGORIES, "-", "all"]:
-        group = [a for a in attempts if c == "all" or a.categories[0] == c]
+        group = [k for k in kills if c in ("all", k[0])]
         if group:
             rows.append(
                 {
                     "category": c,
                     "tried": len(group),
-                    "killed": sum(all(a.killed) for a in group),
-                    "resumed": sum(a.resumed for a in group),
-                    "identical": sum(a.identical for a in group),
+                    "killed": sum(k[1] for k in group),
+                    "resumed": sum(k[1] and k[2] for k in group),
+                    "identical": sum(k[1] and k[2] and k[3] for k in group),
                 }
             )
     return rows
@@ -309,6 +329,7 @@ def summary(attempts: list[Attempt]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kills", type=int, default=24, help="random kill moments (default 24)")
+    p.add_argument("--chain", type=int, default=1, help="kills per attempt (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     p.add_argument(
         "--kill",
@@ -339,14 +360,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.kill:
         plans = [(spec.split("+"), ["-"] * len(spec.split("+"))) for spec in args.kill]
     else:
-        plans = [([m.spec], [m.category]) for m in draw(moments, args.kills, args.seed)]
+        drawn = draw(moments, args.kills, args.seed)
+        plans = [
+            ([m.spec for m in g], [m.category for m in g])
+            for g in chains(drawn, max(1, args.chain), args.seed)
+        ]
 
     def one(plan):
         chain, cats = plan
         a = attempt(chain, reference, workdir, cats, game=args.game, seed=args.run_seed)
         a.log = a.log if not a.ok else ""
         state = "ok" if a.ok else "FAILED"
-        print(f"  {'+'.join(chain):<32} {cats[0]:<18} {state} ({a.seconds:.0f} s)", flush=True)
+        print(f"  {'+'.join(chain)}  [{', '.join(cats)}]  {state} ({a.seconds:.0f} s)", flush=True)
         if not a.ok:
             print("    killed", a.killed, "resumed", a.resumed, "differences", a.differences)
             print("    " + a.log[-1500:].replace("\n", "\n    "))
@@ -369,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                     "game": args.game,
                     "run_seed": args.run_seed,
                     "seed": args.seed,
+                    "chain": args.chain,
                     "overrides": list(OVERRIDES),
                     "moments": dict(counts),
                     "summary": rows,

@@ -216,3 +216,25 @@ def test_second_trainer_refuses_naming_the_holder(tmp_path):
         except RunDirError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_stale_replay_is_caught_on_load_but_the_agent_still_loads(tmp_path):
+    """What issue 16's bug left behind: a manifest length that disagrees with a file, with
+    hashes computed over the stale file. Resuming needs the replay (clear error); evaluating
+    the agent does not (`replay=False`, as `rem evaluate --checkpoint` loads it)."""
+    from rem.training.checkpoint import _hash_and_sync
+
+    root = tmp_path / "checkpoints"
+    _checkpoints(root, (1,))
+    manifest = root / "epoch_000001" / "replay" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["episodes"][-1]["length"] += 3
+    data["num_steps"] += 3
+    manifest.write_text(json.dumps(data))
+    latest = json.loads((root / "LATEST.json").read_text())
+    latest["files"]["replay/manifest.json"] = _hash_and_sync(manifest)
+    (root / "LATEST.json").write_text(json.dumps(latest))
+    with pytest.raises(CheckpointError, match=r"replay of .* is inconsistent: .* holds 5 steps"):
+        load_checkpoint(root)
+    state, _ = load_checkpoint(root, replay=False)
+    assert state["epoch"] == 1

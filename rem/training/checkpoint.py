@@ -119,12 +119,16 @@ def clean_debris(root: str | Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-def _check_folder(folder: Path, files: dict[str, Any], *, hashes: bool) -> None:
+def _check_folder(
+    folder: Path, files: dict[str, Any], *, hashes: bool, replay: bool = True
+) -> None:
     """Raise CheckpointError (the problem only) unless `folder` holds exactly what `files`
     records (sizes; SHA-256 when `hashes`), a replay matching its manifest and a complete
-    state.pt archive."""
+    state.pt archive. `replay=False` checks state.pt alone (all that loading an agent needs)."""
     if STATE not in files:
         raise CheckpointError(f"{folder} has no {STATE} in its record")
+    if not replay:
+        files = {STATE: files[STATE]}
     for rel, expected in files.items():
         path = folder / rel
         if not path.is_file():
@@ -137,7 +141,7 @@ def _check_folder(folder: Path, files: dict[str, Any], *, hashes: bool) -> None:
             )
         if hashes and _hash_and_sync(path)["sha256"] != expected["sha256"]:
             raise CheckpointError(f"checkpoint file {path} is corrupt (SHA-256 mismatch)")
-    if (folder / REPLAY / REPLAY_MANIFEST).is_file():
+    if replay and (folder / REPLAY / REPLAY_MANIFEST).is_file():
         try:
             verify_saved(folder / REPLAY)
         except (ReplayError, FileNotFoundError) as err:
@@ -205,9 +209,9 @@ def save_checkpoint(
     return final
 
 
-def _verify_record(root: Path, record: dict[str, Any]) -> None:
+def _verify_record(root: Path, record: dict[str, Any], replay: bool = True) -> None:
     try:
-        _check_folder(root / record["name"], record["files"], hashes=True)
+        _check_folder(root / record["name"], record["files"], hashes=True, replay=replay)
     except CheckpointError as err:
         raise CheckpointError(f"{err} (checkpoint of epoch {record['epoch']})") from err
 
@@ -227,20 +231,13 @@ def verify_checkpoint(root: str | Path) -> dict[str, Any]:
 
 
 def verify_state_file(root: str | Path) -> dict[str, Any]:
-    """Check only the committed checkpoint's state.pt (size, SHA-256): what a finished run's
-    agent needs. Returns the record; raises CheckpointError."""
+    """Check only the committed checkpoint's state.pt (size, SHA-256, archive): what a
+    finished run's agent needs. Returns the record; raises CheckpointError."""
     root = Path(root)
     record = read_latest(root)
     if record is None:
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
-    path, expected = root / record["name"] / STATE, record["files"].get(STATE)
-    if expected is None or not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} is missing")
-    if (
-        path.stat().st_size != expected["size"]
-        or _hash_and_sync(path)["sha256"] != expected["sha256"]
-    ):
-        raise CheckpointError(f"checkpoint file {path} is corrupt (size or SHA-256 mismatch)")
+    _verify_record(root, record, replay=False)
     return record
 
 
@@ -262,6 +259,7 @@ def load_checkpoint(
     *,
     fallback: bool = False,
     warn: Callable[[str], None] | None = None,
+    replay: bool = True,
 ) -> tuple[dict, Path]:
     """Verify and load the committed checkpoint -> (state dict, its folder).
 
@@ -269,16 +267,21 @@ def load_checkpoint(
     the same way): `warn` gets a message with the epochs lost, the bad folder is renamed
     `corrupt-epoch_N` and LATEST.json points at the previous checkpoint. Without it (or with
     no usable previous checkpoint) a CheckpointError says what is wrong and the fix.
+    `replay=False` verifies and loads state.pt alone (evaluation, the viewer: runs whose
+    replay is damaged, e.g. trained before issue 16's fix, still give their agent).
     """
     root = Path(root)
     record = read_latest(root)
     if record is None:
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
     try:
-        _verify_record(root, record)
-        return _read_state(root, record, map_location), root / record["name"]
+        _verify_record(root, record, replay)
+        state = _read_state(root, record, map_location)
     except CheckpointError as err:
         latest_error = err
+    else:
+        maybe_kill("checkpoint_loaded", record["epoch"])
+        return state, root / record["name"]
     previous = record.get("previous")
     if previous is None:
         raise CheckpointError(
@@ -291,7 +294,7 @@ def load_checkpoint(
             f"`rem train` on this run resumes from it"
         ) from latest_error
     try:
-        _verify_record(root, previous)
+        _verify_record(root, previous, replay)
         state = _read_state(root, previous, map_location)
     except CheckpointError as err:
         raise CheckpointError(
@@ -311,4 +314,5 @@ def load_checkpoint(
         f"epoch{'s' if lost != 1 else ''} lost, trained again. The bad checkpoint is kept as "
         f"{aside} for inspection; delete it when done."
     )
+    maybe_kill("checkpoint_loaded", previous["epoch"])
     return state, root / previous["name"]

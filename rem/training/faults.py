@@ -5,10 +5,12 @@ POINT, counting only hits in epoch EPOCH when given. Examples: `checkpoint_mid:4
 checkpoint of epoch 4, replay written, state not yet), `collect:3@50` (the 50th action of
 epoch 3's collection), `replay_write@7` (the 7th episode file a replay save writes in this
 process). A hook that does not know the epoch (collection, evaluation, replay saves, finish)
-takes the last one a hook announced: the trainer announces `epoch_start` and the checkpoint
-hooks theirs, so the final evaluation counts as the last epoch's. A fresh run is
-deterministic up to the kill, so moments read from the trace of an uninterrupted run are
-the same moments in a new one (scripts/fault_injection.py draws them).
+takes the last one a hook announced: the trainer announces `epoch_start`, the checkpoint
+hooks theirs and a resumed process its loaded checkpoint's, so the final evaluation counts
+as the last epoch's. A fresh run is deterministic up to the kill, so moments read from the
+trace of an uninterrupted run are the same moments in a new one (scripts/fault_injection.py
+draws them); a resumed process starts at an epoch boundary, so `POINT:EPOCH@N` also names
+the same moment in it when that moment comes after its checkpoint: kills can be chained.
 
 `REM_FAULT_TRACE=FILE` appends one line `POINT<TAB>EPOCH<TAB>N` per hook reached (N counted
 within the epoch): the moments a kill can target.
@@ -44,6 +46,7 @@ POINTS: dict[str, str] = {
     "after_checkpoint": "after the checkpoint (trainer)",
     "finish_scores": "scores.json written, manifest and COMPLETED not yet",
     "finish_manifest": "manifest marked completed, COMPLETED not yet",
+    "checkpoint_loaded": "a resuming process loaded its verified checkpoint (announces its epoch)",
 }
 
 _counts: Counter[tuple[str, int | str | None]] = Counter()  # (point, epoch or ANY)

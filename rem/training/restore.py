@@ -17,8 +17,8 @@ def load_run_agent(
 ) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
     """-> (agent in eval mode with the last checkpoint's weights, its config, the manifest).
 
-    The checkpoint is verified (sizes, SHA-256) first; the LPIPS tensors come from the
-    checkpoint, so no weight download is needed.
+    The checkpoint's state.pt is verified (size, SHA-256) first; its replay is not needed and
+    not read. The LPIPS tensors come from the checkpoint, so no weight download is needed.
     """
     from rem.envs.atari import num_actions
     from rem.models.agent import build_agent
@@ -30,7 +30,7 @@ def load_run_agent(
             f"{run.path} has no manifest.json: not a run folder written by `rem train`"
         )
     cfg = config_from_dict(manifest["config"], source=str(run.manifest))
-    state, _ = load_checkpoint(run.checkpoints, map_location=device)
+    state, _ = load_checkpoint(run.checkpoints, map_location=device, replay=False)
     agent = build_agent(cfg, num_actions(manifest["game"]), load_perceptual_weights=False)
     try:
         agent.load_state_dict(state["agent"])
