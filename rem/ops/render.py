@@ -75,6 +75,8 @@ def run_table(status: SweepStatus, states: set[str] | None = None):
             details.append(short(r.error))
         if r.state in ("running", "stalled") and r.host:
             details.append(f"{r.host} pid {r.pid}" if r.pid else r.host)
+        if r.state in ("running", "stalled") and r.slurm_job:
+            details.append(f"SLURM job {r.slurm_job}")
         if r.failures:
             details.append(f"{r.failures} health stop(s) recorded (failures.json)")
         if not r.in_config:

@@ -135,10 +135,12 @@ def _locks_held() -> set[tuple[int, int]] | None:
 
 
 def _read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> tuple[list[dict], int, bool]:
-    """(parsed records of the file's tail in file order, unreadable lines, more before).
+    """(records of the file's tail in file order, unreadable lines, more before them).
 
-    The last line without a newline is being written: skipped silently. Any other line that
-    is not JSON is counted (a corrupted line), never raised.
+    Parsed from the end and only as far as `rem status` needs (the last RECENT_EPOCHS epoch
+    lines and the latest test return): JSON parsing is most of the cost of a folder. The
+    last line without a newline is being written: skipped silently. Any other line that is
+    not JSON is counted (a corrupted line), never raised.
     """
     try:
         with open(path, "rb") as f:
@@ -153,25 +155,32 @@ def _read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> tuple[list[dict], int
     lines.pop()  # after the final newline: b"", or a line still being written
     if start > 0 and lines:
         lines.pop(0)  # cut in the middle
-    records, bad = [], 0
-    for line in lines:
-        if not line.strip():
+    records, bad, epochs, tested = [], 0, 0, False
+    for i in range(len(lines) - 1, -1, -1):
+        if not lines[i].strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(lines[i])
         except ValueError:
             bad += 1
             continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
+        if not isinstance(record, dict):
             bad += 1
-    return records, bad, start > 0
+            continue
+        records.append(record)
+        if not record.get("final") and not record.get("failed"):
+            epochs += 1
+            tested = tested or record.get("test/return_mean") is not None
+        if epochs >= RECENT_EPOCHS and (tested or epochs >= 3 * RECENT_EPOCHS):
+            return records[::-1], bad, start > 0 or i > 0
+    return records[::-1], bad, start > 0
 
 
 def _read_all(path: Path) -> list[dict]:
-    records, _, _ = _read_tail(path, max_bytes=1 << 40)
-    return records
+    """Every readable line (runs from before `time/elapsed` only)."""
+    from rem.training.metrics import read_metrics
+
+    return [r for r in read_metrics(path) if isinstance(r, dict)]
 
 
 def _log_tail(path: Path, max_bytes: int = 16 * 1024) -> list[str]:
@@ -295,9 +304,12 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
             None,
         )
         if elapsed is None:  # runs from before `time/elapsed`: sum the whole file once
-            from rem.training.health import training_seconds
-
-            elapsed = training_seconds(_read_all(path / "metrics.jsonl") if more else progress)
+            every = _read_all(path / "metrics.jsonl") if more else progress
+            elapsed = sum(
+                r.get("time/epoch") or 0.0
+                for r in every
+                if not r.get("final") and not r.get("failed")
+            )
         st.elapsed_s = float(elapsed)
         tested = next(
             (r for r in reversed(progress) if r.get("test/return_mean") is not None), None
@@ -328,6 +340,8 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
     if last_progress is not None:
         st.since_progress_s = max(0.0, ctx.now - last_progress)
     st.failures = _count_failures(path) if "failures.json" in names else 0
+    if ctx.logs_dir is not None:
+        st.slurm_job = _slurm_job(ctx, key)
     # --- state
     if "COMPLETED" in names:
         st.state = "completed"
@@ -364,6 +378,20 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
     return st
 
 
+def _log_path(ctx: _Context, key: RunKey) -> Path:
+    return ctx.logs_dir / "train" / key.variant / key.game / f"{key.seed}.log"
+
+
+def _slurm_job(ctx: _Context, key: RunKey) -> str | None:
+    """The SLURM job of the run's latest attempt (its attempts log's last `== job start`)."""
+    attempts = _log_path(ctx, key).with_name(f"{key.seed}.attempts.log")
+    for line in reversed(_log_tail(attempts, max_bytes=8192)):
+        match = JOB_RE.search(line)
+        if match:
+            return None if match.group(3) == "none" else match.group(3)
+    return None
+
+
 def _count_failures(path: Path) -> int:
     try:
         data = json.loads((path / "failures.json").read_text())
@@ -394,18 +422,12 @@ def _is_running(path: Path, st: RunStatus, ctx: _Context, names: set[str]) -> bo
 def _explain_failure(
     st: RunStatus, key: RunKey, manifest: dict | None, failed_line: dict | None, ctx: _Context
 ) -> None:
+    error = None
     if ctx.logs_dir is not None:
-        log = ctx.logs_dir / "train" / key.variant / key.game / f"{key.seed}.log"
-        attempts = log.with_name(f"{key.seed}.attempts.log")
-        lines = _log_tail(log) if log.exists() else []
+        log = _log_path(ctx, key)
         if log.exists():
             st.log = str(log)
-        jobs = [m.group(3) for line in _log_tail(attempts) for m in [JOB_RE.search(line)] if m]
-        if jobs and jobs[-1] != "none":
-            st.slurm_job = jobs[-1]
-        error = _last_error_line(lines)
-    else:
-        error = None
+            error = _last_error_line(_log_tail(log))
     if failed_line is not None and failed_line.get("error"):
         st.error = str(failed_line["error"])
     elif manifest and manifest.get("status") == "failed" and manifest.get("error"):
