@@ -254,14 +254,15 @@ def test_collect_scores_rejects_a_mismatched_file(tmp_path, capsys):
 
 def test_with_gpu_gives_each_job_its_own_gpu(tmp_path):
     with_gpu = _load_script("with_gpu")
-    first, h1 = with_gpu.acquire(1, 2, tmp_path, timeout_s=0)
-    second, h2 = with_gpu.acquire(1, 2, tmp_path, timeout_s=0)
-    assert first != second and sorted(first + second) == [0, 1]
-    with pytest.raises(SystemExit, match="no 1 free GPU"):
-        with_gpu.acquire(1, 2, tmp_path, timeout_s=0)
+    # acquire(slots, slots per GPU, GPU ids, ...); several runs per GPU: tests/test_packing.py
+    first, h1 = with_gpu.acquire(1, 1, [0, 1], tmp_path, timeout_s=0)
+    second, h2 = with_gpu.acquire(1, 1, [0, 1], tmp_path, timeout_s=0)
+    assert first != second and sorted(first + second) == [(0, 0), (1, 0)]
+    with pytest.raises(SystemExit, match="no 1 whole GPU"):
+        with_gpu.acquire(1, 1, [0, 1], tmp_path, timeout_s=0)
     for handle in h1:
         handle.close()  # a finished job frees its GPU
-    assert with_gpu.acquire(1, 2, tmp_path, timeout_s=0)[0] == first
+    assert with_gpu.acquire(1, 1, [0, 1], tmp_path, timeout_s=0)[0] == first
 
 
 def test_with_gpu_zero_runs_the_command_unchanged(tmp_path):
