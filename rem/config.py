@@ -1,6 +1,6 @@
 """Typed run configuration: dataclasses, YAML presets, variant files and dotted overrides.
 
-The dataclass defaults are the paper protocol (spec section 0, the cheat sheet);
+The dataclass defaults are the paper protocol (docs/protocol.md);
 `config/presets/paper.yaml` spells the same values out so a reader sees them in one place.
 A run's config is resolved as: preset -> variant override file -> command-line overrides
 (`world_model.num_layers=3`). Unknown keys and values of the wrong type fail with a message
@@ -26,11 +26,11 @@ class ConfigError(ValueError):
 
 @dataclass
 class EnvConfig:
-    """Atari protocol (spec section 1)."""
+    """Atari protocol (docs/protocol.md#environment)."""
 
     frame_skip: int = 4
     size: int = 64
-    train_max_raw_frames: int = 20_000  # TimeLimit counts raw frames (quirk 10.14)
+    train_max_raw_frames: int = 20_000  # the time limit counts raw frames, not agent steps
     test_max_raw_frames: int = 108_000
     train_noop_max: int = 30
     test_noop_max: int = 1  # the test env always takes exactly one no-op
@@ -38,7 +38,7 @@ class EnvConfig:
 
 @dataclass
 class TokenizerConfig:
-    """VQ tokenizer (spec section 3). Tokens per frame derive from `num_downsample_steps`."""
+    """VQ tokenizer (docs/protocol.md#tokenizer). Tokens per frame derive from `num_downsample_steps`."""
 
     vocab_size: int = 512
     embed_dim: int = 256
@@ -46,7 +46,7 @@ class TokenizerConfig:
     z_channels: int = 256
     num_downsample_steps: int = 3  # 3 -> 8x8 tokens, 4 -> 4x4 tokens (ablation)
     perceptual_loss: bool = True
-    lpips_dropout_in_train: bool = True  # reference quirk 10.4 (faithful: active)
+    lpips_dropout_in_train: bool = True  # as the reference (faithful: active)
     weights_dir: str = "~/.cache/rem/weights"  # VGG16 + LPIPS lin weights; env REM_WEIGHTS_DIR wins
 
     @property
@@ -57,7 +57,7 @@ class TokenizerConfig:
 
 @dataclass
 class WorldModelConfig:
-    """POP-RetNet world model (spec section 4)."""
+    """POP-RetNet world model (docs/protocol.md#world-model)."""
 
     pop: bool = True  # False = the no-POP ablation (token-by-token RetNet)
     num_layers: int = 5
@@ -70,21 +70,21 @@ class WorldModelConfig:
     context_length: int = 2
     shared_embeddings: bool = True  # False = separate-wm-embeddings ablation
     shared_prediction_token: bool = False
-    sample_imagined_reward_done: bool = True  # quirk 10.8 (faithful: sample)
-    no_pop_train_action_emb: bool = True  # fix of reference bug 4.8(b)
+    sample_imagined_reward_done: bool = True  # faithful: sample (docs/protocol.md#imagination)
+    no_pop_train_action_emb: bool = True  # fixes a reference bug (docs/protocol.md#changed)
 
 
 @dataclass
 class ActorCriticConfig:
-    """Actor-critic (spec section 5)."""
+    """Actor-critic (docs/protocol.md#actor-critic)."""
 
     kind: str = "lsac"  # "lsac" (latent) or "pixel" (no-latent-ac ablation)
     include_action_inputs: bool = True  # False = no-action-input ablation
     hidden_dim: int = 512
     burn_in: int = 20
-    # quirk 5.1: "reference" (faithful) = an action step after burn-in frame i only when
+    # "reference" (faithful) = an action step after burn-in frame i only when
     # (i + 1) % tokens_per_frame == 0 (never at 8x8, after frame 15 at 4x4); "never";
-    # "every_frame" (what the reference meant). docs/protocol.md, "Burn-in".
+    # "every_frame" (what the reference meant). docs/protocol.md#burn-in.
     burnin_actions: str = "reference"
     imagination_horizon: int = 10
     gamma: float = 0.995
@@ -94,7 +94,7 @@ class ActorCriticConfig:
 
 @dataclass
 class ComponentTrainingConfig:
-    """Schedule and optimiser of one component (spec sections 0 and 6.2)."""
+    """Schedule and optimiser of one component (docs/protocol.md#budget-and-schedule)."""
 
     start_after_epochs: int
     steps_per_epoch: int

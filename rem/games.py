@@ -1,14 +1,14 @@
 """The Atari 100k game list, the 8-game ablation subset and game-name checking.
 
 Results files key scores by the bare game name (`Breakout`); the gymnasium env id is
-`<Game>NoFrameskip-v4` (spec section 1.1).
+`<Game>NoFrameskip-v4`.
 """
 
 from __future__ import annotations
 
 import difflib
 
-# The 26 Atari 100k games, alphabetical (spec section 8.1; results JSON keys).
+# The 26 Atari 100k games, alphabetical (the keys of the score files).
 ATARI_100K_GAMES: tuple[str, ...] = (
     "Alien",
     "Amidar",
@@ -38,7 +38,7 @@ ATARI_100K_GAMES: tuple[str, ...] = (
     "UpNDown",
 )
 
-# The games of the paper's ablation study (spec section 8.1).
+# The games of the paper's ablation study.
 ABLATION_GAMES: tuple[str, ...] = (
     "Assault",
     "Asterix",

@@ -1,4 +1,5 @@
-"""Episodes, the replay, segment sampling and the train-time collector (spec section 2)."""
+"""Episodes, the replay, segment sampling and the train-time collector
+(docs/protocol.md#episodes-and-the-replay)."""
 
 from rem.data.collector import Collector, CollectStats
 from rem.data.episode import Episode

@@ -1,5 +1,5 @@
 """Collect train-env steps into the replay, continuing unfinished episodes across calls
-(spec section 2.2).
+(docs/protocol.md#episodes-and-the-replay).
 
 Each `collect(policy, num_steps)` call:
 - resets the policy's state for one env; if the previous call stopped in the middle of an

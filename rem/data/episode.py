@@ -1,4 +1,5 @@
-"""One episode (a life, in the train env) as numpy arrays (spec section 2.1).
+"""One episode (a life, in the train env) as numpy arrays
+(docs/protocol.md#episodes-and-the-replay).
 
 Per step t: `observations[t]` is the frame seen before acting, `actions[t]` the action,
 `rewards[t]` the raw env reward after it, `ends[t]` 1 if the episode ended after it.

@@ -1,5 +1,5 @@
 """In-memory replay of uint8 episodes with a memory bound, FIFO eviction and
-incremental, crash-safe save/load (spec sections 2.2 and 2.4).
+incremental, crash-safe save/load (docs/protocol.md#episodes-and-the-replay).
 
 The reference caps the replay by *process* RSS (15 GiB); we cap the replay's own bytes
 and/or steps, evicting the oldest episodes first (never the newest one). Episodes are

@@ -1,4 +1,4 @@
-"""Segment sampling for the tokenizer, world model and actor-critic (spec section 2.3).
+"""Segment sampling for the tokenizer, world model and actor-critic (docs/protocol.md#segment-sampling).
 
 The index holds every valid (episode, start) pair: an episode of n steps gives
 max(0, n - context) samples (the clamp fixes the reference's negative counts). Sample i is

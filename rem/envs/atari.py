@@ -1,4 +1,4 @@
-"""The Atari 100k env protocol (spec section 1) on gymnasium + ale-py.
+"""The Atari 100k env protocol (docs/protocol.md#environment) on gymnasium + ale-py.
 
 Wrapper stack, innermost first (`make_env`):
 
@@ -27,13 +27,13 @@ Rewards are never clipped. Observations are uint8 (64, 64, 3) HWC.
 
 Why not `gymnasium.wrappers.AtariPreprocessing`: it max-pools the two last RAW frames and
 then resizes with OpenCV (INTER_AREA), we resize every frame with PIL bilinear first and
-pool the 64x64 frames (the reference's order, spec quirk 10.14); its life-loss mode ends the
+pool the 64x64 frames (the reference's order); its life-loss mode ends the
 episode on every lost life (also the last) and has no pseudo-reset (its reset is always a
 real reset with fresh no-ops); it cannot place a TimeLimit between the raw frames and the
 frame skip; and it defaults to grayscale. Each of these changes the data the agent sees, so
 the protocol is built from the small wrappers below.
 
-Seeding (unlike the reference, spec 1.1): `make_env(..., seed=s)` seeds both the ALE (on the
+Seeding (unlike the reference): `make_env(..., seed=s)` seeds both the ALE (on the
 first reset) and the no-op RNG from `s`, so the same seed and the same actions give the same
 frames. `reset(seed=t)` reseeds both.
 
@@ -177,7 +177,7 @@ class LifeLossEnds(gym.Wrapper):
 
 
 def make_env(game: str, *, train: bool, seed: int, cfg: EnvConfig | None = None) -> gym.Env:
-    """The train (`train=True`) or test env of spec section 1.3 for one of the 26 games."""
+    """The train (`train=True`) or test env (docs/protocol.md#train-and-test-envs) of a game."""
     return wrap_env(gym.make(env_id(game)), train=train, seed=seed, cfg=cfg)
 
 
@@ -209,7 +209,7 @@ def action_meanings(game: str) -> tuple[str, ...]:
 
 
 def num_actions(game: str) -> int:
-    """Size of the game's minimal action set (the A of the spec)."""
+    """Size of the game's minimal action set (A in docs/protocol.md)."""
     return len(action_meanings(game))
 
 

@@ -1,4 +1,4 @@
-"""Imagination environment: batched rollouts inside the world model (spec 4.7, 4.8, 5.3).
+"""Imagination environment: batched rollouts inside the world model (docs/protocol.md#imagination).
 
 Shared by the actor-critic's training rollout and the viewer.
 

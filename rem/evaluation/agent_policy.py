@@ -1,9 +1,9 @@
 """`AgentPolicy`: the trained agent behind the `Policy` protocol (collection, evaluation).
 
 Train policy: temperature 1.0, epsilon 0.01; test policy: temperature 0.5, epsilon 0
-(spec 1.3). Epsilon is one uniform draw per step: below epsilon, *all* envs take uniform
-random actions (spec 2.2). Reference quirk 10.5, kept on purpose: the actor-critic has already
-fed its own sampled action into its LSTM when epsilon replaces it.
+(docs/protocol.md#train-and-test-envs). Epsilon is one uniform draw per step: below epsilon,
+*all* envs take uniform random actions. Kept from the reference on purpose: the actor-critic
+has already fed its own sampled action into its LSTM when epsilon replaces it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Run exactly N full test episodes of a policy on parallel test envs (spec section 1.5).
+"""Run exactly N full test episodes of a policy on parallel test envs
+(docs/protocol.md#evaluation-and-the-score-of-a-run).
 
 The reference waits until every env finished an episode and keeps them all (100 requested
 with 8 envs -> 104). Here each env gets a fixed quota decided before any episode starts

@@ -1,4 +1,4 @@
-"""Recurrent actor-critics and their imagination training (spec 5.1, 5.3, 5.4).
+"""Recurrent actor-critics and their imagination training (docs/protocol.md#actor-critic).
 
 `RecurrentActorCritic` holds everything the latent (LSAC) and pixel actor-critics share:
 the LSTMCell state for acting, masked observation/action steps, burn-in, acting, and the
@@ -9,7 +9,7 @@ codebook vectors become its input (`inputs_from_codes`) and how the trunk embeds
 extra LSTM step on the chosen action's embedding after each observation step (switchable:
 the "no-action-input" ablation).
 
-Burn-in (`actor_critic.burnin_actions`, reference quirk 5.1): an observation step per stored
+Burn-in (`actor_critic.burnin_actions`, docs/protocol.md#burn-in): an observation step per stored
 frame, without gradient; action steps only where the mode says:
 - "reference" (default): after burn-in frame i when (i + 1) % tokens_per_frame == 0 and action
   inputs are on, with the action stored for frame i and frame i's padding mask. The reference
@@ -109,7 +109,7 @@ class RecurrentActorCritic(nn.Module):
         if context_length != 2:
             raise ValueError(
                 f"world_model.context_length must be 2 for the actor-critic's imagination (the "
-                f"context is frames T-1, T and a_(T-1), spec 4.7), got {context_length}"
+                f"context is frames T-1, T and a_(T-1)), got {context_length}"
             )
         self.cfg = cfg
         self.num_actions = num_actions
@@ -138,7 +138,7 @@ class RecurrentActorCritic(nn.Module):
 
     @property
     def effective_horizon(self) -> int:
-        """Imagined steps per rollout: horizon - context_length + 1 (quirk 10.9: 9, not 10)."""
+        """Imagined steps per rollout: horizon - context_length + 1 (9, not 10, as the reference)."""
         return self.cfg.imagination_horizon - self.context_length + 1
 
     @property
@@ -180,7 +180,7 @@ class RecurrentActorCritic(nn.Module):
         return self._lstm_step(self.action_embedding(actions), state, mask)
 
     def burnin_action_frames(self, t: int) -> list[int]:
-        """Burn-in frames (0-based, of t) after which an action step is fed (quirk 5.1)."""
+        """Burn-in frames (0-based, of t) after which an action step is fed (docs/protocol.md#burn-in)."""
         if not self.include_action_inputs or self.cfg.burnin_actions == "never":
             return []
         if self.cfg.burnin_actions == "every_frame":
@@ -289,7 +289,7 @@ class RecurrentActorCritic(nn.Module):
         generator: torch.Generator | None = None,
     ) -> ImaginationRollout:
         """Burn in on all but the last frame of each segment, then roll out H_eff steps in
-        the world model from the last two real frames (spec 5.3). Gradients flow through the
+        the world model from the last two real frames. Gradients flow through the
         actor-critic across imagined steps, never into the tokenizer or the world model.
 
         batch: observations (b, s, 3, 64, 64) float [0, 1], actions (b, s) long,
@@ -311,7 +311,7 @@ class RecurrentActorCritic(nn.Module):
             tokens = rearrange(enc.tokens, "(b s) k -> b s k", b=b)
             inputs = self.inputs_from_codes(enc.z_quantized, tokenizer)
             inputs = rearrange(inputs, "(b s) ... -> b s ...", b=b)
-        # outside no_grad: a "reference" burn-in action step carries gradient (quirk 5.1)
+        # outside no_grad: a "reference" burn-in action step carries gradient (docs/protocol.md#burn-in)
         state = self._burn_in(
             inputs[:, :-1], mask[:, :-1].bool(), self.initial_state(b, obs.device), real_actions
         )
@@ -419,7 +419,7 @@ class RecurrentActorCritic(nn.Module):
 
 
 class LSAC(RecurrentActorCritic):
-    """Latent-space actor-critic on (code_dim, grid, grid) codebook maps (spec 5.1)."""
+    """Latent-space actor-critic on (code_dim, grid, grid) codebook maps."""
 
     def __init__(
         self,

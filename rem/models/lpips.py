@@ -1,4 +1,4 @@
-"""LPIPS perceptual distance (VGG16 variant, v0.1 linear weights), exactly as spec 3.6.
+"""LPIPS perceptual distance (VGG16 variant, v0.1 linear weights), as the reference uses it.
 
 distance(x, y) = sum over 5 VGG slices of spatial_mean(lin_i((n(f_i(x)) - n(f_i(y)))^2))
 with n = unit normalisation over channels and lin_i = Dropout(0.5) + 1x1 conv C_i -> 1
@@ -8,7 +8,7 @@ All parameters are frozen; gradients still flow to the inputs (the reconstructio
 Parameter names follow the published files: `lin0.model.1.weight` ... `lin4.model.1.weight`
 (LPIPS v0.1 `vgg.pth`) and `net.features.*` (torchvision VGG16), so both load directly.
 
-Dropout quirk (spec 3.6 / 10.4): the reference puts LPIPS in eval mode once, but the trainer
+Dropout (kept from the reference, docs/protocol.md#tokenizer): the reference puts LPIPS in eval mode once, but the trainer
 calls `agent.train()` every epoch, so the lin dropout is active during tokenizer training.
 `dropout_in_train=True` reproduces that; `False` keeps the dropout off in every mode.
 """

@@ -1,7 +1,7 @@
-"""Optimisers per component (spec 6.2).
+"""Optimisers per component (docs/protocol.md#optimisation).
 
 - tokenizer: AdamW, weight decay `training.tokenizer.weight_decay` (0.01 = PyTorch's default,
-  reference quirk 10.6) on every trainable parameter incl. the codebook, norms and biases;
+  kept from the reference) on every trainable parameter incl. the codebook, norms and biases;
   the frozen LPIPS tensors have no gradient, so AdamW never touches them.
 - world model: AdamW with two groups: `training.world_model.weight_decay` (0.05) on the
   weights of `nn.Linear` layers only; 0 on biases, norms, embedding tables and prediction

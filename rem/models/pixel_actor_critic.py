@@ -1,4 +1,4 @@
-"""Pixel actor-critic on tokenizer reconstructions ("no-latent-ac" ablation, spec 5.2).
+"""Pixel actor-critic on tokenizer reconstructions ("no-latent-ac" ablation).
 
 IRIS-style: four [conv 3x3 -> max-pool 2 -> ReLU] blocks (32, 32, 64, 64 channels) on the
 reconstructed frame in [-1, 1] -> 4x4x64 = 1024 -> LSTMCell(1024, hidden) -> actor / critic.

@@ -1,4 +1,4 @@
-"""Multi-scale retention (spec section 4.3), yar-style, in four equivalent computation forms.
+"""Multi-scale retention (docs/protocol.md#world-model), yar-style, in four equivalent computation forms.
 
 Notation: b batch, h heads, n tokens, d head dim (keys), e head dim (values, = d),
 t blocks, j token index inside a block.

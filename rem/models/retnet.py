@@ -1,4 +1,5 @@
-"""RetNet layer and decoder (spec section 4.3, yar's `RetNetDecoder`).
+"""RetNet layer and decoder (docs/protocol.md#world-model), as the `RetNetDecoder` of
+yet-another-retnet (yar).
 
 Layer: pre-LN (eps 1e-6), x = x + Drop(MSR(LN1(x))); x = x + FFN(LN2(x)) with
 FFN = Linear(E, F) -> SiLU -> Dropout -> Linear(F, E) -> Dropout.

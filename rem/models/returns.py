@@ -1,4 +1,4 @@
-"""Lambda-returns for the imagined rollouts (spec 5.4)."""
+"""Lambda-returns for the imagined rollouts (docs/protocol.md#returns-and-losses)."""
 
 from __future__ import annotations
 

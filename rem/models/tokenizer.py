@@ -1,11 +1,11 @@
-"""VQ tokenizer (spec section 3): 64x64 RGB frame <-> grid of discrete tokens.
+"""VQ tokenizer (docs/protocol.md#tokenizer): 64x64 RGB frame <-> grid of discrete tokens.
 
 Encoder: conv, `num_downsample_steps` stages of [GN -> SiLU -> pad right/bottom -> stride-2
 conv (c -> 2c) -> conv], GN -> SiLU -> conv to z channels, 1x1 pre-quant conv.
 Quantiser: nearest codebook row (squared Euclidean), straight-through gradients.
 Decoder: 1x1 post-quant conv, conv, stages of [GN -> SiLU -> nearest-exact 2x -> conv -> conv],
 GN -> SiLU -> conv to RGB. All in [-1, 1] space; `decode` maps back to [0, 1] and clamps.
-Loss: commitment (beta 1) + MSE reconstruction + LPIPS (all weight 1), spec 3.5.
+Loss: commitment (beta 1) + MSE reconstruction + LPIPS (all weight 1).
 Tokens are ordered row-major over the (h, w) grid.
 
 Precision: frames are cast to the tokenizer's dtype (float32 frames feed a `.double()`
@@ -113,7 +113,7 @@ class TokenizerEncoding:
 
 class Tokenizer(nn.Module):
     """VQ tokenizer. `perceptual` (an `LPIPS`, frozen) is kept as a submodule so it is saved
-    with checkpoints (spec 3.6); None disables the perceptual loss term."""
+    with checkpoints; None disables the perceptual loss term."""
 
     def __init__(self, cfg: TokenizerConfig, perceptual: nn.Module | None = None) -> None:
         super().__init__()

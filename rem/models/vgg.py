@@ -5,7 +5,7 @@
 `features.0.bias`, ..., `features.28.bias` and an ImageNet checkpoint in torchvision's
 format (`vgg16-397923af.pth`, which also holds `classifier.*`) loads directly.
 LPIPS reads the ReLU outputs at relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3
-(feature indices [0:4], [4:9], [9:16], [16:23], [23:30], spec 3.6).
+(feature indices [0:4], [4:9], [9:16], [16:23], [23:30]).
 
 `widths` exists so tests can build a tiny randomly initialised stand-in with the same
 structure (same slices, same keys, smaller channel counts).

@@ -1,19 +1,19 @@
-"""POP-RetNet world model (spec sections 4.1-4.7).
+"""POP-RetNet world model (docs/protocol.md#world-model).
 
 Notation: b batch, t blocks (time steps), j = K+1 tokens per block, K observation tokens per
 frame (from the tokenizer: 64 for 8x8, 16 for 4x4), E embedding width, V tokenizer vocabulary,
 A number of actions.
 
-Token layout (4.1): block t = [z_t^0 .. z_t^{K-1}, a_t]; observation ids 0..V-1, action id V+a,
+Token layout: block t = [z_t^0 .. z_t^{K-1}, a_t]; observation ids 0..V-1, action id V+a,
 table of V+A+1 rows (the last id is an unused padding id). Positions are segment-relative:
 token (t, i) sits at position j*t + i.
 
-POP (4.5): besides the real token stream, every block t gets K learned *prediction tokens*
+POP: besides the real token stream, every block t gets K learned *prediction tokens*
 placed at block t's own positions and run from the real stream's state after block t-1; their
 outputs u_{t,i} predict z_t^i, so a whole frame is predicted in one parallel pass. The output
 at the action token a_t (real stream) predicts reward r_t and end d_t.
 
-Imagination (4.7) is exposed as three primitives shared with the no-POP model and driven by
+Imagination (docs/protocol.md#imagination) is exposed as three primitives shared with the no-POP model and driven by
 `rem.envs.imagination.ImaginationEnv`: `imagine_reset`, `imagine_act`, `imagine_frame`.
 
 Host-device syncs: none inside `forward`; `compute_loss` converts its metrics to floats with a
@@ -83,7 +83,8 @@ class TokenWorldModel(nn.Module):
         self.obs_vocab = tokenizer_cfg.vocab_size
         self.tokens_per_frame = tokenizer_cfg.tokens_per_frame  # derived, never set by hand
         self.tokens_per_block = self.tokens_per_frame + 1
-        self.train_action_embeddings = True  # the no-POP model may switch this off (bug 4.8b)
+        # the no-POP model may switch this off (docs/protocol.md#changed)
+        self.train_action_embeddings = True
         self.embedding = nn.Embedding(self.obs_vocab + num_actions + 1, cfg.embed_dim)
         self.retnet = build_retnet(
             cfg.embed_dim, cfg.num_heads, cfg.ffn_dim, cfg.dropout, cfg.num_layers
@@ -243,7 +244,7 @@ class POPWorldModel(TokenWorldModel):
         self, cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
     ) -> None:
         super().__init__(cfg, tokenizer_cfg, num_actions)
-        # j rows as in the reference; row K is never used for a prediction (quirk 10.11) and,
+        # j rows as in the reference; row K is never used for a prediction and,
         # the prediction stream being causal, we skip computing it.
         self.prediction_tokens = nn.Embedding(self.tokens_per_block, cfg.embed_dim)
 
@@ -263,7 +264,7 @@ class POPWorldModel(TokenWorldModel):
     def forward(
         self, tokens: Tensor, tokenizer: nn.Module | None, blocks_per_chunk: int | None = None
     ) -> Tensor:
-        """POP training forward (4.5), parallel over the blocks of each chunk.
+        """POP training forward, parallel over the blocks of each chunk.
 
         tokens long (b, t, j) -> outputs (b, t, j, E): [u_{t,0..K-1}, h_{t,K}], i.e. the
         prediction stream at the K observation slots and the real stream at the action slot.

@@ -1,4 +1,5 @@
-"""No-POP ablation: a standard next-token RetNet world model (spec section 4.8).
+"""No-POP ablation: a standard next-token RetNet world model
+(docs/protocol.md#no-pop-world-model).
 
 Same token layout, embeddings and heads as the POP model (see world_model.py), no prediction
 tokens. The output at position p predicts token p+1; only labels that are observation tokens

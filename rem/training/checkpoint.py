@@ -268,7 +268,8 @@ def load_checkpoint(
     `corrupt-epoch_N` and LATEST.json points at the previous checkpoint. Without it (or with
     no usable previous checkpoint) a CheckpointError says what is wrong and the fix.
     `replay=False` verifies and loads state.pt alone (evaluation, the viewer: runs whose
-    replay is damaged, e.g. trained before issue 16's fix, still give their agent).
+    replay is damaged, e.g. saved before replay versions were bumped on every extend, still give their
+    agent).
     """
     root = Path(root)
     record = read_latest(root)

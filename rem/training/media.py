@@ -1,4 +1,4 @@
-"""Run media: tokenizer reconstruction PNGs and saved episodes (spec 6.3, 6.5).
+"""Run media: tokenizer reconstruction PNGs and saved episodes (docs/protocol.md#evaluation-block).
 
 media/reconstructions/epoch_{e:03d}_t_{i:03d}.png   samples stacked vertically,
                                                    original | reconstruction per row

@@ -27,7 +27,7 @@ def optimizer_step(
     """zero_grad -> loss (under `autocast`) -> backward -> clip -> step.
 
     Returns the loss's metrics (0-d tensors) and the global grad norm *before* clipping (what
-    the spec logs), both still on the device.
+    the reference logs), both still on the device.
     """
     optimizer.zero_grad(set_to_none=True)
     with autocast or contextlib.nullcontext():

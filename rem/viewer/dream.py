@@ -7,7 +7,7 @@ starts from two frames and the action between them (context blocks [z_{T-1}, a_{
 (paper: 10 - 2 = 8); after that we re-anchor it on the last two *real* frames and the real
 action between them, which the caller steps alongside with the same actions.
 
-Two bugs of the reference play tool are avoided here (spec 10.16): the context action is
+Two bugs of the reference play tool are avoided here (docs/protocol.md#changed): the context action is
 handed to `ImaginationEnv` as an action index, which offsets it by the vocabulary size when
 it builds the token (the reference put the raw index in the token stream, hitting an
 observation row of the embedding table); and refreshing every 10 steps made the model hold

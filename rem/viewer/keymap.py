@@ -1,4 +1,4 @@
-"""Keyboard -> Atari action, built from the game's action meanings (spec section 7.4).
+"""Keyboard -> Atari action, built from the game's action meanings.
 
 Keys are named as `pygame.key.name` names them ("w", "space", "up"), so this module needs no
 pygame. Each key contributes action components; the held keys' components are combined into

@@ -42,7 +42,7 @@ class RunInfo:
         return self.media_dir / "recordings"
 
     def make_env(self, seed: int):
-        """The test env (spec 7.4: the play tool watches the test protocol)."""
+        """The test env (the reference's play tool watches the test protocol too)."""
         return make_env(self.game, train=False, seed=seed, cfg=self.cfg.env)
 
 
