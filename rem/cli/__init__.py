@@ -15,7 +15,7 @@ from rem.config import ConfigError
 
 # Subcommand modules under rem.cli, in help order.
 COMMANDS = [
-    "evaluate", "weights", "train", "summary", "bench", "results", "play", "video",
+    "evaluate", "weights", "train", "summary", "bench", "results", "play", "video", "wm-eval",
     "status", "plan",
 ]  # fmt: skip
 
@@ -32,7 +32,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [only] if only in COMMANDS else COMMANDS:
-        importlib.import_module(f"rem.cli.{name}").register(subparsers)
+        importlib.import_module(f"rem.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

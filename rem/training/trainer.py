@@ -40,6 +40,7 @@ from rem.data.sampler import SegmentSampler, batch_to_device
 from rem.envs.atari import make_env, num_actions
 from rem.evaluation.agent_policy import AgentPolicy
 from rem.evaluation.evaluate import evaluate
+from rem.evaluation.world_model_eval import evaluate_run_world_model
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
@@ -369,6 +370,19 @@ class Trainer:
             s = sampler(ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left")
             if epoch > ac.start_after_epochs and s is not None:
                 metrics.update(self._inspect_imagination(s.sample(), epoch))
+        if epoch > wm.start_after_epochs:  # WM figures vs baselines on held-out steps (issue 17)
+            figures, _ = evaluate_run_world_model(
+                agent,
+                cfg,
+                self.game,
+                self.seed,
+                epoch,
+                steps=cfg.collection.steps_per_epoch,
+                device=self.device,
+                max_segments=wm.batch_size,  # bounded: about one batch of each kind
+                autocast=self._autocast(),
+            )
+            metrics.update(figures.flat())
         if cfg.run.save_media and epoch > tok.start_after_epochs:
             s = sampler(3, 10, 0, "right")
             if s is not None:
