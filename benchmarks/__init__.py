@@ -1,4 +1,4 @@
-"""Speed benchmarks for every hot path of the REM pipeline (issue 6).
+"""Speed benchmarks for every hot path of the REM pipeline.
 
 Run from the repository root: `python -m benchmarks --help`. Each benchmark prints the median
 and spread over repeats, the peak memory and its configuration, as a table and as JSON

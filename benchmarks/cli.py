@@ -183,7 +183,7 @@ def _find(results: list[BenchResult], suite: str, name: str, size: str) -> Bench
 
 
 def targets(results: list[BenchResult], device: torch.device) -> dict[str, Any]:
-    """The issue's targets, evaluated from whatever this invocation measured.
+    """The speed targets (README, Performance), evaluated from whatever this invocation measured.
 
     The GPU targets are stated for one H100 at the paper's sizes; on another device (or size)
     the figures are reported for information, with `applies: false`.
@@ -264,7 +264,7 @@ def print_targets(found: dict[str, Any]) -> None:
 
     if not found:
         return
-    table = Table(title="targets (issue 6)")
+    table = Table(title="targets")
     for col in ("target", "figure", "pass", "applies here"):
         table.add_column(col, overflow="fold")
     for name, t in found.items():

@@ -9,9 +9,9 @@
   untimed pass. Both therefore emulate the same frames (checked: equal ALE frame counters);
   the emulator's cost depends on the game state, so stepping the raw env with its own episodes
   would compare different work.
-- The wrapper overhead is (train stack time / raw time - 1); the issue's target is at most
+- The wrapper overhead is (train stack time / raw time - 1); the target is at most
   10%. It splits in two, each measured: the protocol's image transform (PIL bilinear
-  210x160 -> 64x64 of the two pooled frames, spec 1.2 / quirk 10.14: a data definition, it
+  210x160 -> 64x64 of the two pooled frames, docs/protocol.md#environment: a data definition, it
   cannot be dropped without changing what the agent sees) and the wrapper logic (frame skip,
   max-pool, no-ops, life loss, time limit), timed by a third run of the same stack with the
   resize replaced by a constant frame. The three run interleaved, fresh envs every round, and

@@ -4,7 +4,7 @@ Every training step is the trainer's own, `rem.training.step.optimizer_step`: ze
 under the run's autocast (metrics kept on the device), backward, `clip_grad_norm_`, AdamW
 step, no host read (the trainer reads a phase's metrics once at its end; on a GPU the
 harness synchronises before stopping the clock). Batches are synthetic
-(uniform random frames, actions, all steps real) with the shapes of spec 2.5, moved with
+(uniform random frames, actions, all steps real) with the shapes of docs/protocol.md#segment-sampling, moved with
 `rem.data.sampler.batch_to_device`; the cost of a step does not depend on frame content.
 
 Sizes (see `benchmarks.cli`): paper = the paper's models and batches (tokenizer 128 frames,
@@ -32,7 +32,7 @@ from torch import nn
 
 from benchmarks.harness import BenchResult, measure
 
-# Paper's per-epoch seconds (issue 6): WM training, imagination.
+# Paper's per-epoch seconds: WM training, imagination.
 PAPER_EPOCH_S = {
     "pop": {"wm": 39.0, "imagination": 20.0},
     "nopop": {"wm": 25.8, "imagination": 92.0},

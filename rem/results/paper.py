@@ -1,4 +1,4 @@
-"""The paper's comparisons regenerated from the published scores (spec section 8).
+"""The paper's comparisons regenerated from the published scores.
 
 main:      SimPLe, DreamerV3, TWM, STORM, IRIS and REM on the 26 Atari 100k games (+ any
            extra baseline the config names), aggregates with CIs, per-game table, IQM

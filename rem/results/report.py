@@ -38,7 +38,7 @@ from rem.results.scores import References, ScoreFileError, Scores, load_referenc
 from rem.utils.atomic import atomic_write_text
 
 TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
-# metrics.jsonl keys, most preferred first: the spec's names, then what rem train logs.
+# metrics.jsonl keys, most preferred first: the reference's names, then what rem train logs.
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
 TRAIN_RETURN_KEYS = ("train_dataset/return", "collection/return", "train/return")
 PRELIMINARY = "preliminary"

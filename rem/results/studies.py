@@ -21,7 +21,7 @@ class Algorithm:
     colour: int  # index into seaborn's colorblind palette
 
 
-# The paper's main comparison, in its order and colours (spec 8.2, results.py).
+# The paper's main comparison, in its order and colours (the reference's results/results.py).
 MAIN = (
     Algorithm("SimPLe", "SimPLe.json", 7),
     Algorithm("DreamerV3", "dreamerv3.json", 4),
@@ -31,7 +31,7 @@ MAIN = (
     Algorithm("REM", "REM.json", 1),
 )
 EXTRA_COLOURS = (3, 5, 8, 9)  # palette entries the paper leaves free
-# Ablations (spec 8.3, ablation_results.py); the files name the variants of config/variants/.
+# Ablations (the reference's results/ablation_results.py); the files name the variants of config/variants/.
 ABLATIONS = (
     Algorithm("REM", "REM.json", 1),
     Algorithm("No POP", "ablations/ablation-no-pop.json", 0),

@@ -1,5 +1,5 @@
-# The paper's tables and figures, regenerated from the published scores alone (rem/results,
-# issue 8). Needs no training run:
+# The paper's tables and figures, regenerated from the published scores alone
+# (rem/results). Needs no training run:
 #
 #   snakemake --cores 2 paper              # results/paper/ (add --forceall to redo them)
 #
