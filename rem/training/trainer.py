@@ -1,4 +1,4 @@
-"""The training run (spec section 6): epoch loop, evaluation, checkpoints, final scores.
+"""The training run (docs/protocol.md#budget-and-schedule): epoch loop, evaluation, checkpoints, final scores.
 
 Per epoch e = 1..E (paper: 600):
   1. e <= collection.stop_after_epochs: collect `steps_per_epoch` train steps (train policy);
@@ -6,8 +6,8 @@ Per epoch e = 1..E (paper: 600):
      `steps_per_epoch` AdamW steps with the global grad norm logged before clipping;
      components are put in eval mode after their block (the WM trains on a fixed tokenizer,
      the AC imagines with a fixed tokenizer and WM);
-  3. e % evaluation.every == 0 and e >= tokenizer start: evaluation block (6.3);
-  4. metrics line; e % run.checkpoint_every == 0 or e == E: checkpoint (6.4).
+  3. e % evaluation.every == 0 and e >= tokenizer start: evaluation block;
+  4. metrics line; e % run.checkpoint_every == 0 or e == E: checkpoint.
 After epoch E: exactly `evaluation.final_episodes` test episodes with the test policy ->
 scores.json, then COMPLETED.
 
@@ -183,7 +183,8 @@ class Trainer:
         tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
         context = cfg.world_model.context_length
         agent = self.agent
-        # One sampler per component: (batch, segment length, context, padding) of spec 2.3.
+        # One sampler per component: (batch, segment length, context, padding):
+        # docs/protocol.md#segment-sampling.
         shapes = {
             "tokenizer": (tok.batch_size, 1, 0, "right"),
             "world_model": (wm.batch_size, cfg.world_model.max_blocks, context, "right"),
@@ -320,7 +321,7 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, epoch: int) -> dict[str, Any]:
-        """Spec 6.3: fresh test episodes, then component evaluations on them."""
+        """docs/protocol.md#evaluation-block: fresh test episodes, then component evaluations on them."""
         cfg, agent = self.cfg, self.agent
         tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
         context = cfg.world_model.context_length
@@ -334,7 +335,7 @@ class Trainer:
             "test/episodes": result.episodes,
             "test/returns": result.returns,
         }
-        test = Replay()  # the test dataset is rebuilt at every evaluation (spec 1.3)
+        test = Replay()  # the test dataset is rebuilt at every evaluation
         for episode in result.trajectories:
             episode_id = test.add(episode)
             if cfg.run.save_media:
@@ -370,7 +371,7 @@ class Trainer:
             s = sampler(ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left")
             if epoch > ac.start_after_epochs and s is not None:
                 metrics.update(self._inspect_imagination(s.sample(), epoch))
-        if epoch > wm.start_after_epochs:  # WM figures vs baselines on held-out steps (issue 17)
+        if epoch > wm.start_after_epochs:  # WM figures vs baselines on held-out steps
             figures, _ = evaluate_run_world_model(
                 agent,
                 cfg,
@@ -392,7 +393,7 @@ class Trainer:
         return metrics
 
     def _inspect_imagination(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
-        """Spec 5.5: one imagination rollout from test segments; returns, lengths, actions."""
+        """One imagination rollout from test segments; returns, lengths, actions."""
 
         agent = self.agent
         rollout = agent.actor_critic.imagine(
