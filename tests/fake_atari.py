@@ -1,4 +1,4 @@
-"""A tiny Atari-like env for the protocol's rare edges (spec section 9.1).
+"""A tiny Atari-like env for the protocol's rare edges.
 
 Raw frames are 210x160x3 and constant, with value `frame_value(k)` for the k-th raw frame
 since the last reset, so a resized frame stays constant and max-pooling is checkable.

@@ -1,4 +1,4 @@
-"""Actor-critics (spec 5.1, 5.2, 5.4): sizes, shapes, state handling, burn-in, losses.
+"""Actor-critics (docs/protocol.md#actor-critic): sizes, shapes, state handling, burn-in, losses.
 
 The full imagination rollout (world model + ImaginationEnv) is tested in test_agent.py.
 """

@@ -67,7 +67,7 @@ def replay() -> Replay:
 
 
 def batches(cfg, replay: Replay) -> dict[str, dict[str, torch.Tensor]]:
-    """Tokenizer, world-model and actor-critic batches shaped as in training (spec 6.1)."""
+    """Tokenizer, world-model and actor-critic batches shaped as in training."""
     t, ctx = cfg.training, cfg.world_model.context_length
     specs = {
         "tokenizer": dict(batch_size=t.tokenizer.batch_size, segment_length=1, context=0),
@@ -311,7 +311,7 @@ def test_optimiser_groups_follow_the_spec():
     (tok_group,) = opt.tokenizer.param_groups
     ids = {id(p) for p in tok_group["params"]}
     assert tok_group["weight_decay"] == 0.01 and tok_group["lr"] == cfg.training.tokenizer.lr
-    assert id(agent.tokenizer.embedding.weight) in ids  # codebook decayed too (quirk 10.6)
+    assert id(agent.tokenizer.embedding.weight) in ids  # codebook decayed too, as the reference
     assert not ids & {id(p) for p in stand_in.parameters()}  # frozen LPIPS excluded
     assert len(ids) == sum(1 for p in agent.tokenizer.parameters() if p.requires_grad)
 

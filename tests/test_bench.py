@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmarks (issue 6): `--quick` runs and writes valid JSON.
+"""Smoke tests of the benchmarks: `--quick` runs and writes valid JSON.
 
 Nothing here asserts a speed: timings on a shared CI machine are not test material. The
 benchmarks themselves are run by hand (`python -m benchmarks --help`).

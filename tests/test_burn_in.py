@@ -1,4 +1,4 @@
-"""Actor-critic burn-in as the reference runs it (spec 5.1, quirk 10.3), in every place a
+"""Actor-critic burn-in as the reference runs it (docs/protocol.md#burn-in), in every place a
 burn-in runs: actor-critic training (`imagine`), collection (Collector -> AgentPolicy), and the
 `actor_critic.burnin_actions` setting with its replaced predecessor.
 

@@ -1,4 +1,4 @@
-"""The train-time collector (spec section 2.2): continuing episodes, burn-in, checkpoints."""
+"""The train-time collector (docs/protocol.md#episodes-and-the-replay): continuing episodes, burn-in, checkpoints."""
 
 import io
 

@@ -1,4 +1,4 @@
-"""The Atari protocol (spec section 1): fake env for the rare edges, real games for the rest."""
+"""The Atari protocol (docs/protocol.md#environment): fake env for the rare edges, real games for the rest."""
 
 import gymnasium as gym
 import numpy as np

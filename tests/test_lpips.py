@@ -1,4 +1,4 @@
-"""Our VGG16 features and LPIPS (spec 3.6), with tiny random stand-ins."""
+"""Our VGG16 features and LPIPS (docs/protocol.md#tokenizer), with tiny random stand-ins."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_human_normalisation_formula(refs):
     ],
 )
 def test_spec_sanity_values(refs, name, expected):
-    """Spec 8.1: mean, median, IQM, optimality gap and #superhuman of the published runs."""
+    """The reference's sanity values: mean, median, IQM, optimality gap and #superhuman of the published runs."""
     est = M.point_aggregates(hns(name, refs))
     np.testing.assert_allclose(est[:4], expected[:4], atol=5e-4)
     assert est[4] == expected[4]

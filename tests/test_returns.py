@@ -1,4 +1,4 @@
-"""Lambda-returns (spec 5.4) against a hand computation."""
+"""Lambda-returns (docs/protocol.md#returns-and-losses) against a hand computation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segment sampling invariants (spec section 2.3)."""
+"""Segment sampling invariants (docs/protocol.md#segment-sampling)."""
 
 import numpy as np
 import pytest

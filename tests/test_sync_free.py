@@ -1,4 +1,4 @@
-"""Training steps never read the device from the host (issue 6: no host-device sync inside a
+"""Training steps never read the device from the host (no host-device sync inside a
 training step). The recorder of `benchmarks/checks.py` lists every call that would
 synchronise a CUDA device; on CPU it tells what would, so this runs in CI."""
 

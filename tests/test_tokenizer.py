@@ -1,4 +1,4 @@
-"""VQ tokenizer (spec section 3): sizes, shapes, quantisation, straight-through, losses."""
+"""VQ tokenizer (docs/protocol.md#tokenizer): sizes, shapes, quantisation, straight-through, losses."""
 
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ def test_summary_matches_the_spec_parameter_counts(capsys):
     assert main(["summary", "--game", "Breakout", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     counts = out["parameters"]
-    # spec appendix, A = 4 (Breakout): tokenizer without LPIPS, world model, LSAC
+    # docs/protocol.md, A = 4 (Breakout): tokenizer without LPIPS, world model, LSAC
     assert counts["tokenizer"]["trainable"] == 3_189_667
     assert counts["world_model"]["trainable"] == 4_756_997
     assert counts["actor_critic"]["trainable"] == 4_572_357

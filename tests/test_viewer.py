@@ -371,7 +371,7 @@ def test_agent_panels_show_raw_observation_and_reconstruction(run_dir):
 @pytest.mark.slow
 def test_human_in_world_model_keys_anchoring_and_block_budget(run_dir):
     """Keys drive both worlds; the model is re-anchored on real frames, with the context
-    action as an action *index* (token = vocab + a, spec 10.16), never beyond max_blocks."""
+    action as an action *index* (token = vocab + a, docs/protocol.md#changed), never beyond max_blocks."""
     info, view = _loaded(run_dir, "human-wm")
     wm = view.dream.world_model
     resets = []
