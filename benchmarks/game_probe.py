@@ -53,8 +53,10 @@ def probe(game: str, episodes: int, max_steps: int) -> dict:
     random = stats(None)
     constant = {name: stats(a) for a, name in enumerate(action_meanings(game))}
     best_name, best = max(constant.items(), key=lambda kv: kv[1]["mean"])
-    # Gap of the best constant action over random in units of the random policy's spread.
-    gap = (best["mean"] - random["mean"]) / max(random["sd"], 1e-8)
+    # Gap of the best constant action over random in units of the random policy's spread
+    # (infinite when every random episode scored the same and a fixed action did better).
+    diff = best["mean"] - random["mean"]
+    gap = diff / random["sd"] if random["sd"] > 0 else (math.inf if diff > 0 else 0.0)
     return {"random": random, "constant": constant, "best_action": best_name, "gap_sd": gap}
 
 
