@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bench", metavar="FILE", help="an epoch benchmark JSON (default: finished runs first)"
     )
     parser.add_argument(
+        "--bench-dir",
+        metavar="DIR",
+        help="where to look for benchmark JSONs when there is no finished run (default "
+        "benchmarks/out of this checkout)",
+    )
+    parser.add_argument(
         "--slowdown",
         type=float,
         help="how many times slower a run is when K runs share its GPU (default: print the "
@@ -50,7 +56,7 @@ def _h(hours: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.ops.plan import find_measurement, plan
+    from rem.ops.plan import BENCH_DIR, find_measurement, plan
     from rem.ops.sweep import SweepError, load_sweep
 
     if args.gpus < 1:
@@ -64,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except SweepError as err:
         raise UserError(str(err)) from err
     try:
-        measurement = find_measurement(sweep, args.bench)
+        measurement = find_measurement(sweep, args.bench, args.bench_dir or BENCH_DIR)
     except SweepError as err:
         if args.bench is not None:
             raise UserError(str(err)) from err

@@ -226,16 +226,19 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
     )
 
 
-def find_measurement(sweep: Sweep, bench: str | Path | None) -> Measurement:
+def find_measurement(
+    sweep: Sweep, bench: str | Path | None, bench_dir: str | Path = BENCH_DIR
+) -> Measurement:
     """--bench FILE if given; else this config's finished runs; else the newest usable
-    benchmark in benchmarks/out/. SweepError (saying how to measure) when there is none."""
+    benchmark in `bench_dir`. SweepError (saying how to measure) when there is none."""
     if bench is not None:
         return from_bench(Path(bench), sweep)
     measured = from_runs(sweep)
     if measured is not None:
         return measured
     reasons = []
-    files = sorted(BENCH_DIR.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    bench_dir = Path(bench_dir)
+    files = sorted(bench_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in files:
         try:
             return from_bench(path, sweep)
@@ -243,7 +246,7 @@ def find_measurement(sweep: Sweep, bench: str | Path | None) -> Measurement:
             reasons.append(str(err).split(";")[0])
     raise SweepError(
         f"no measurement to plan from: no finished run in {sweep.runs_dir} and no usable epoch "
-        f"benchmark in {BENCH_DIR}"
+        f"benchmark in {bench_dir}"
         + (f" ({len(reasons)} file(s) did not fit: {reasons[0]})" if reasons else "")
         + f"; {HOW_TO_MEASURE}"
     )
