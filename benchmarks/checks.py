@@ -176,7 +176,7 @@ HOT_PATHS = [
     "models/pixel_actor_critic.py",
     "models/returns.py",
     "models/agent.py",
-    "envs/imagination.py",
+    "models/imagination.py",
 ]
 
 _SYNC_ATTRS = {"item", "tolist", "numpy", "cpu", "synchronize", "nonzero", "unique"}

@@ -262,7 +262,7 @@ def bench_evaluation(args: Any, seed: int = 0) -> list[BenchResult]:
     from rem.envs.atari import num_actions
     from rem.envs.vector import make_vector_env
     from rem.evaluation.evaluate import evaluate
-    from rem.evaluation.policy import RandomPolicy
+    from rem.policy import RandomPolicy
 
     cpu = torch.device("cpu")
     cfg = EnvConfig()

@@ -202,7 +202,7 @@ def _eval_unit(setup, args) -> tuple[float, float, int]:
     from rem.envs.vector import make_vector_env
     from rem.evaluation.agent_policy import AgentPolicy
     from rem.evaluation.evaluate import evaluate
-    from rem.evaluation.policy import RandomPolicy
+    from rem.policy import RandomPolicy
 
     cfg = setup.cfg
     k = cfg.evaluation.num_envs

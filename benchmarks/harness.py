@@ -27,7 +27,9 @@ from typing import Any
 
 import torch
 
+from rem.config import ConfigError
 from rem.training.run_dir import git_info
+from rem.utils.device import resolve_device as rem_resolve_device
 
 
 class BenchError(RuntimeError):
@@ -38,17 +40,11 @@ class BenchError(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` -> cuda when available, else cpu; asking for cuda without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(
-            f"--device {name} asked for, but torch {torch.__version__} sees no CUDA device; "
-            "use --device cpu (or auto) on this machine"
-        )
-    if name != "cpu" and not name.startswith("cuda"):
-        raise BenchError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
-    return torch.device(name)
+    """rem's device resolver (`rem.utils.device`), its errors as BenchError."""
+    try:
+        return rem_resolve_device(name, "--device")
+    except ConfigError as err:
+        raise BenchError(str(err)) from err
 
 
 def synchronize(device: torch.device) -> None:

@@ -239,7 +239,7 @@ def actor_critic_step(s: Setup, args: Any) -> Callable[[], None]:
 
 def imagination_rollout(s: Setup, args: Any) -> tuple[Callable[[], None], int]:
     """One rollout of H_eff steps for the AC batch from random context tokens."""
-    from rem.envs.imagination import ImaginationEnv
+    from rem.models.imagination import ImaginationEnv
 
     a = s.agent
     a.eval()

@@ -7,7 +7,7 @@ and check that it ends identical to the uninterrupted run.
 
 1. An uninterrupted reference run (quick preset, `run.deterministic=true`,
    `run.checkpoint_every=1`, CPU) records every moment a kill can target
-   (`REM_FAULT_TRACE`, see rem/training/faults.py): each action of collection and of the
+   (`REM_FAULT_TRACE`, see rem/utils/faults.py): each action of collection and of the
    evaluations, each episode file of each replay save, each step of each checkpoint write and
    of its commit, the final evaluation and the run's last writes.
 2. `--kills N` moments are drawn with `--seed`, spread evenly over the categories (collection,

@@ -28,9 +28,8 @@ from rem.data.replay import Replay
 from rem.envs.atari import make_env
 from rem.evaluation.agent_policy import AgentPolicy
 from rem.models.actor_critic import LSAC
-from rem.models.agent import Agent
+from rem.models.agent import Agent, build_world_model
 from rem.models.tokenizer import Tokenizer
-from rem.models.world_model import build_world_model
 
 A = 4
 

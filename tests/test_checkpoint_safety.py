@@ -24,9 +24,9 @@ from rem.training.checkpoint import (
     read_latest,
     save_checkpoint,
 )
-from rem.training.faults import POINTS, watch
 from rem.training.metrics import MetricsLogger
 from rem.training.run_dir import RunDir, RunDirError
+from rem.utils.faults import POINTS, watch
 
 
 def _episode(length: int, ended: bool = True) -> Episode:
@@ -149,7 +149,7 @@ def test_sigkill_inside_the_commit(tmp_path, point, committed, kept):
 def test_fault_spec_forms_and_watch():
     script = textwrap.dedent(
         """
-        from rem.training.faults import maybe_kill
+        from rem.utils.faults import maybe_kill
         maybe_kill("finish_scores")  # before any epoch is announced
         for epoch in (1, 2):
             maybe_kill("epoch_start", epoch)

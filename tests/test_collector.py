@@ -11,7 +11,7 @@ from rem.config import EnvConfig
 from rem.data.collector import Collector
 from rem.data.replay import Replay
 from rem.envs.atari import make_env, wrap_env
-from rem.evaluation.policy import Policy, RandomPolicy
+from rem.policy import Policy, RandomPolicy
 
 
 class RecordingPolicy(RandomPolicy):

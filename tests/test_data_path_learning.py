@@ -18,8 +18,8 @@ from fake_sprite import ACTIONS, SPRITE_ENV, SPRITE_EPISODE, SpriteAtari
 import rem.training.trainer as trainer_module
 from rem.config import load_config
 from rem.envs.atari import wrap_env
-from rem.evaluation.policy import RandomPolicy
 from rem.evaluation.world_model_eval import collect_held_out, evaluate_world_model
+from rem.policy import RandomPolicy
 from rem.training.trainer import Trainer
 
 COLLECT, COLLECT_EPOCHS = 200, 2  # env steps per epoch, epochs with collection

@@ -7,8 +7,8 @@ import pytest
 
 from rem.cli import main
 from rem.evaluation.evaluate import evaluate, quotas
-from rem.evaluation.policy import RandomPolicy
 from rem.games import UnknownGameError
+from rem.policy import RandomPolicy
 
 
 def test_quotas_split_exactly_n():

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from rem.config import TokenizerConfig, WorldModelConfig
-from rem.envs.imagination import ImaginationEnv
+from rem.models.agent import build_world_model
+from rem.models.imagination import ImaginationEnv
 from rem.models.tokenizer import Tokenizer
-from rem.models.world_model import build_world_model
 
 A = 3
 TINY_WM = WorldModelConfig(num_layers=2, num_heads=2, embed_dim=16, ffn_dim=32, dropout=0.0)

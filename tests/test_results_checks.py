@@ -42,7 +42,7 @@ def test_swapped_axes_array_is_refused(refs, rem_raw):
         C.check_matrix(m.T, refs.games, "REM")
     with pytest.raises(C.ScoreInputError, match="does not have 26 games on either axis"):
         C.check_matrix(m[:, :20], refs.games)
-    s = C.scores_from_matrix(m, refs.games, "REM")
+    s = Scores.from_matrix(m, refs.games, "REM")
     assert M.point_aggregates(s)[2] == pytest.approx(rly_metrics.aggregate_iqm(m))
 
 

@@ -21,8 +21,8 @@ from rem.training.checkpoint import (
 )
 from rem.training.media import EpisodeSaver, save_reconstructions
 from rem.training.metrics import MetricsLogger, read_metrics
-from rem.training.rng import rng_state, set_rng_state
 from rem.training.run_dir import RunDir, RunDirError
+from rem.utils.rng import rng_state, set_rng_state
 
 
 def _write_replay(files: dict[str, bytes]):
@@ -252,8 +252,8 @@ def test_train_cli_rejects_bad_input(tmp_path, capsys):
 def test_agent_policy_epsilon_and_state():
     from rem.config import load_config
     from rem.evaluation.agent_policy import AgentPolicy
-    from rem.evaluation.policy import Policy
     from rem.models.agent import build_agent
+    from rem.policy import Policy
 
     agent = build_agent(load_config("quick"), 4).eval()
     policy = AgentPolicy(agent, 1.0, 1.0, "cpu", num_actions=4, seed=0)  # always random

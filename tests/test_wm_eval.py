@@ -15,7 +15,6 @@ from training_helpers import reference_run, rem_exe
 from rem.config import load_config
 from rem.data.sampler import batch_to_device
 from rem.envs.atari import wrap_env
-from rem.evaluation.policy import RandomPolicy
 from rem.evaluation.world_model_eval import (
     collect_held_out,
     copy_cross_entropy,
@@ -27,6 +26,7 @@ from rem.evaluation.world_model_eval import (
     windows_batch,
 )
 from rem.models.agent import build_agent
+from rem.policy import RandomPolicy
 from rem.training.metrics import read_metrics
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from rem.config import TokenizerConfig, WorldModelConfig, load_config
-from rem.envs.imagination import ImaginationEnv
+from rem.models.agent import build_world_model
+from rem.models.imagination import ImaginationEnv
 from rem.models.tokenizer import Tokenizer
-from rem.models.world_model import POPWorldModel, build_world_model
+from rem.models.world_model import POPWorldModel
 from rem.models.world_model_nopop import NoPOPWorldModel
 
 A = 3

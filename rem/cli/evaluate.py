@@ -19,8 +19,8 @@ import rem
 from rem.cli import UserError
 from rem.config import EnvConfig, EvaluationConfig
 from rem.evaluation.evaluate import evaluate
-from rem.evaluation.policy import Policy, RandomPolicy
 from rem.games import ATARI_100K_GAMES, UnknownGameError, check_game
+from rem.policy import Policy, RandomPolicy
 
 POLICIES = ["random"]
 
@@ -117,8 +117,9 @@ def _checkpoint_policy(args: argparse.Namespace, game: str) -> tuple[Policy, dic
     from rem.training.checkpoint import CheckpointError
     from rem.training.restore import load_run_agent
     from rem.training.run_dir import RunDirError
+    from rem.utils.device import resolve_device
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
     try:
         agent, cfg, manifest = load_run_agent(args.checkpoint, device)
     except (CheckpointError, RunDirError) as err:

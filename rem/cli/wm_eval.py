@@ -91,9 +91,10 @@ def run(args: argparse.Namespace) -> int:
     from rem.training.checkpoint import REPLAY, CheckpointError, read_latest
     from rem.training.restore import load_run_agent
     from rem.training.run_dir import RunDir, RunDirError
-    from rem.training.trainer import derived_seed, resolve_device
+    from rem.utils.device import resolve_device
+    from rem.utils.rng import derived_seed
 
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     try:
         agent, cfg, manifest = load_run_agent(args.run_dir, device)
     except (CheckpointError, RunDirError, FileNotFoundError) as err:

@@ -29,7 +29,7 @@ import numpy as np
 from rem.data.episode import Episode
 from rem.data.replay import Replay
 from rem.envs.atari import get_env_state, pack_frame, set_env_state, unpack_frame
-from rem.evaluation.policy import Policy
+from rem.policy import Policy
 
 
 @dataclass

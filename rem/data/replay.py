@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from rem.data.episode import Episode
-from rem.training.faults import maybe_kill
 from rem.utils.atomic import atomic_write_bytes, atomic_write_json
+from rem.utils.faults import maybe_kill
 
 MANIFEST = "manifest.json"
 FORMAT = 1

@@ -1,6 +1,6 @@
-"""Policies and test-episode evaluation."""
+"""The agent behind the `Policy` protocol (`rem.policy`), exactly-N-episode evaluation and
+world-model evaluation."""
 
 from rem.evaluation.evaluate import EvalResult, evaluate
-from rem.evaluation.policy import Policy, RandomPolicy
 
-__all__ = ["EvalResult", "Policy", "RandomPolicy", "evaluate"]
+__all__ = ["EvalResult", "evaluate"]

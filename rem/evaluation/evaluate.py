@@ -20,8 +20,8 @@ from tqdm import tqdm
 from rem.config import EnvConfig
 from rem.data.episode import Episode
 from rem.envs.vector import make_vector_env
-from rem.evaluation.policy import Policy
 from rem.games import check_game
+from rem.policy import Policy
 
 
 @dataclass

@@ -44,7 +44,7 @@ from rem.data.collector import Collector
 from rem.data.episode import Episode
 from rem.data.replay import Replay
 from rem.data.sampler import Batch, batch_to_device
-from rem.evaluation.policy import Policy
+from rem.policy import Policy
 
 # `derived_seed` purpose of the held-out env and policy (the trainer's purposes are 1..5).
 SEED_WM_EVAL = 17
@@ -308,7 +308,7 @@ def evaluate_world_model(
     `imagination_horizon`); max_segments bounds each kind of window (a seeded subset).
     The global RNGs are left untouched (imagination samples with its own generator).
     """
-    from rem.envs.imagination import ImaginationEnv
+    from rem.models.imagination import ImaginationEnv
 
     cfg = world_model.cfg
     ctx, k, vocab = cfg.context_length, world_model.tokens_per_frame, world_model.obs_vocab
@@ -489,7 +489,7 @@ def evaluate_run_world_model(
     """
     from rem.envs.atari import make_env
     from rem.evaluation.agent_policy import AgentPolicy
-    from rem.training.trainer import derived_seed
+    from rem.utils.rng import derived_seed
 
     device = torch.device(device)
     seed = derived_seed(run_seed, SEED_WM_EVAL, eval_seed)

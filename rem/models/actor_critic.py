@@ -36,6 +36,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from rem.config import ActorCriticConfig
+from rem.models.imagination import ImaginationEnv
 from rem.models.precision import at_least_fp32
 from rem.models.returns import lambda_returns
 
@@ -300,8 +301,6 @@ class RecurrentActorCritic(nn.Module):
         recorded rollout); generator: optional RNG of the world model's samples (policy
         samples use the global RNG, so replayed actions meet the same world-model draws).
         """
-        from rem.envs.imagination import ImaginationEnv
-
         obs, real_actions, mask = batch["observations"], batch["actions"], batch["mask_padding"]
         b, s = obs.shape[:2]
         if s < self.context_length:

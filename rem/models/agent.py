@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from rem.config import Config
+from rem.config import Config, TokenizerConfig, WorldModelConfig
 from rem.models.actor_critic import LSAC, RecurrentActorCritic
 from rem.models.lpips import LPIPS
 from rem.models.pixel_actor_critic import PixelActorCritic
 from rem.models.tokenizer import Tokenizer
 from rem.models.vgg import VGG16Features
-from rem.models.world_model import build_world_model
+from rem.models.world_model import POPWorldModel, TokenWorldModel
+from rem.models.world_model_nopop import NoPOPWorldModel
 
 
 class Agent(nn.Module):
@@ -39,6 +40,14 @@ class Agent(nn.Module):
     @property
     def device(self):
         return next(self.actor_critic.parameters()).device
+
+
+def build_world_model(
+    cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
+) -> TokenWorldModel:
+    """POP world model by default, the token-by-token one for the no-POP ablation."""
+    model = POPWorldModel if cfg.pop else NoPOPWorldModel
+    return model(cfg, tokenizer_cfg, num_actions)
 
 
 def build_perceptual(cfg: Config, *, load_weights: bool = True) -> LPIPS:

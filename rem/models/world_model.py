@@ -14,7 +14,7 @@ outputs u_{t,i} predict z_t^i, so a whole frame is predicted in one parallel pas
 at the action token a_t (real stream) predicts reward r_t and end d_t.
 
 Imagination (docs/protocol.md#imagination) is exposed as three primitives shared with the no-POP model and driven by
-`rem.envs.imagination.ImaginationEnv`: `imagine_reset`, `imagine_act`, `imagine_frame`.
+`rem.models.imagination.ImaginationEnv`: `imagine_reset`, `imagine_act`, `imagine_frame`.
 
 Host-device syncs: none inside `forward`; `compute_loss` converts its metrics to floats with a
 single `.tolist()` at its very end (pass `metrics_as_tensors=True` to skip even that).
@@ -361,14 +361,3 @@ class POPWorldModel(TokenWorldModel):
         logits = self.head_obs(self._predict(state.states, state.position, b))
         tokens = sample(logits)
         return tokens, ImaginationState(state.states, state.position, tokens)
-
-
-def build_world_model(
-    cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
-) -> TokenWorldModel:
-    """POP world model by default, the token-by-token one for the no-POP ablation."""
-    if cfg.pop:
-        return POPWorldModel(cfg, tokenizer_cfg, num_actions)
-    from rem.models.world_model_nopop import NoPOPWorldModel
-
-    return NoPOPWorldModel(cfg, tokenizer_cfg, num_actions)

@@ -4,7 +4,8 @@ rliable takes a (runs x games) array per algorithm and answers with narrow, plau
 intervals whatever it is fed. These checks catch the usual mistakes before any metric:
 
 - runs and games swapped (`check_matrix`): a (games x runs) array, or a score file keyed by
-  run instead of by game (`swapped_file_hint`, used by rem.results.scores);
+  run instead of by game (`swapped_file_hint`, used by rem.results.scores, which builds on
+  this module);
 - scores already human-normalised fed as raw (`check_raw`), or raw scores fed where
   normalised ones are expected (`check_normalised`);
 - a game missing from the normalisation table (`check_games_in_table`);
@@ -17,10 +18,12 @@ Each check raises `ScoreInputError` with one line that names the problem and the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rem.results.scores import References, ScoreFileError, Scores
+if TYPE_CHECKING:  # scores.py builds on these checks; the types are for annotations only
+    from rem.results.scores import References, Scores
 
 # A random policy scores at least this much on a game for the "already normalised" check:
 # human-normalised scores of a real agent are rarely above 10 in absolute value, raw
@@ -29,6 +32,10 @@ RAW_FLOOR = 10.0
 # Human-normalised scores above this on a game are raw scores fed as normalised ones
 # (the best Atari 100k agents reach ~10 on Krull/Boxing).
 HNS_CEILING = 50.0
+
+
+class ScoreFileError(ValueError):
+    """A score file is malformed; the message names the file, the game and the problem."""
 
 
 class ScoreInputError(ScoreFileError):
@@ -59,12 +66,6 @@ def check_matrix(array: np.ndarray, games: Sequence[str], name: str = "scores") 
     if not np.all(np.isfinite(a)):
         raise ScoreInputError(f"{name}: the array holds NaN or inf")
     return a
-
-
-def scores_from_matrix(array: np.ndarray, games: Sequence[str], name: str) -> Scores:
-    """A checked (runs, games) array -> Scores (e.g. from rliable's own data files)."""
-    a = check_matrix(array, games, name)
-    return Scores(name, tuple(games), {g: a[:, i].copy() for i, g in enumerate(games)}, name)
 
 
 def swapped_file_hint(data: Mapping[str, object], known_games: Sequence[str]) -> str:

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-class ScoreFileError(ValueError):
-    """A score file is malformed; the message names the file, the game and the problem."""
+from rem.results.checks import (
+    ScoreFileError,
+    check_games_in_table,
+    check_matrix,
+    check_raw,
+    swapped_file_hint,
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,11 @@ class Scores:
     def renamed(self, name: str) -> Scores:
         return Scores(name, self.games, self.runs, self.source)
 
-    def mean_per_game(self) -> dict[str, float]:
-        return {g: float(np.mean(self.runs[g])) for g in self.games}
+    @classmethod
+    def from_matrix(cls, array: np.ndarray, games: Sequence[str], name: str) -> Scores:
+        """A checked (runs, games) array -> Scores (e.g. from rliable's own data files)."""
+        a = check_matrix(array, games, name)
+        return cls(name, tuple(games), {g: a[:, i].copy() for i, g in enumerate(games)}, name)
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,6 @@ class References:
     def normalize(self, scores: Scores) -> Scores:
         """Raw -> human-normalised; refuses games missing from the tables and scores that
         look normalised already (rem.results.checks)."""
-        from rem.results.checks import check_games_in_table, check_raw
-
         check_games_in_table(scores, self)
         check_raw(scores, self)
         runs = {}
@@ -147,8 +153,6 @@ def load_scores(
     known = set(known_games)
     for game in data:
         if game not in known:
-            from rem.results.checks import swapped_file_hint  # checks imports this module
-
             raise ScoreFileError(
                 f"{path}, game {game!r}: unknown game; valid games are {', '.join(known_games)}"
                 + swapped_file_hint(data, known_games)

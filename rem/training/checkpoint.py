@@ -39,8 +39,8 @@ import torch
 
 from rem.data.replay import MANIFEST as REPLAY_MANIFEST
 from rem.data.replay import ReplayError, verify_saved
-from rem.training.faults import maybe_kill
-from rem.utils.atomic import _fsync_dir, atomic_torch_save, atomic_write_json
+from rem.utils.atomic import atomic_torch_save, atomic_write_json, fsync_dir
+from rem.utils.faults import maybe_kill
 
 FORMAT = 1
 LATEST = "LATEST.json"
@@ -180,7 +180,7 @@ def save_checkpoint(
     maybe_kill("checkpoint_state", epoch)
     files = {str(p.relative_to(tmp)): _hash_and_sync(p) for p in _files(tmp)}
     for folder in sorted({p.parent for p in _files(tmp)} | {tmp}):
-        _fsync_dir(folder)
+        fsync_dir(folder)
     try:
         _check_folder(tmp, files, hashes=False)  # just hashed: sizes, replay, archive
     except CheckpointError as err:
@@ -194,7 +194,7 @@ def save_checkpoint(
     if final.exists():  # debris of a kill between rename and commit
         shutil.rmtree(final)
     os.rename(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     maybe_kill("checkpoint_renamed", epoch)
     fallback = None
     if previous is not None:

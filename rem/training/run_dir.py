@@ -34,8 +34,8 @@ from typing import Any
 
 import torch
 
-from rem.training.faults import maybe_kill
 from rem.utils.atomic import atomic_write_json, atomic_write_text
+from rem.utils.faults import maybe_kill
 
 # Keys that change only logging, not what is computed: a resume may change them.
 NON_IDENTITY_KEYS = {"run.tensorboard", "run.wandb"}

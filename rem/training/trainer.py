@@ -44,7 +44,6 @@ from rem.evaluation.world_model_eval import evaluate_run_world_model
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
-from rem.training.faults import maybe_kill, watch
 from rem.training.health import (
     NonFiniteError,
     check_phase,
@@ -55,35 +54,23 @@ from rem.training.health import (
 )
 from rem.training.media import EpisodeSaver, save_reconstructions
 from rem.training.metrics import MetricsLogger, read_metrics
-from rem.training.rng import configure_determinism, rng_state, seed_everything, set_rng_state
 from rem.training.run_dir import RunDir, device_info
 from rem.training.step import Metrics, optimizer_step, summarise_phase
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(
-            f"run.device={name!r} is not a torch device (use auto, cpu, cuda, cuda:1)"
-        ) from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"run.device={name!r} but CUDA is not available; use run.device=cpu or auto"
-        )
-    return device
-
-
-def derived_seed(*parts: int) -> int:
-    """A 32-bit seed for one purpose (env, sampler, evaluation at epoch e) of a run seed."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-# Purposes of derived seeds (first element of `derived_seed`'s parts after the run seed).
-SEED_TRAIN_ENV, SEED_SAMPLER, SEED_TRAIN_POLICY, SEED_TEST_POLICY, SEED_EVAL = range(1, 6)
-FINAL = 10**6  # "epoch" of the final evaluation's seed
+from rem.utils.device import resolve_device
+from rem.utils.faults import maybe_kill, watch
+from rem.utils.rng import (
+    FINAL,
+    SEED_EVAL,
+    SEED_SAMPLER,
+    SEED_TEST_POLICY,
+    SEED_TRAIN_ENV,
+    SEED_TRAIN_POLICY,
+    configure_determinism,
+    derived_seed,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The world model as a playable game, kept anchored on the real game within its block budget.
 
-`ImaginationEnv` (rem.envs.imagination) holds the world model's recurrent state. A rollout
+`ImaginationEnv` (rem.models.imagination) holds the world model's recurrent state. A rollout
 starts from two frames and the action between them (context blocks [z_{T-1}, a_{T-1}] and
 [z_T, a_T]) and every step appends one block. The model was trained on sequences of
 `max_blocks` blocks, so a rollout can predict frames for `max_blocks - context_length` steps
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rem.config import WorldModelConfig
-from rem.envs.imagination import ImaginationEnv
+from rem.models.imagination import ImaginationEnv
 
 
 def to_float(frames: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -30,8 +30,9 @@ class ViewOptions:
 def build_view(mode: str, info: RunInfo, options: ViewOptions):
     """The view for `mode` on the run `info` (loads the agent unless browsing episodes)."""
     from rem.evaluation.agent_policy import AgentPolicy
+    from rem.utils.device import resolve_device
     from rem.viewer.dream import DreamSession
-    from rem.viewer.run import load_agent, resolve_device
+    from rem.viewer.run import load_agent
     from rem.viewer.views import AgentGameView, EpisodeBrowserView, WorldModelView
 
     if mode not in MODES:
@@ -39,7 +40,7 @@ def build_view(mode: str, info: RunInfo, options: ViewOptions):
     if mode == "episodes":
         return EpisodeBrowserView(info.episodes_dir, info.meanings, options.episode_set)
 
-    device = resolve_device(options.device)
+    device = resolve_device(options.device, "--device")
     agent, _ = load_agent(info, device)
     temperature = options.temperature
     if temperature is None:

@@ -52,7 +52,7 @@ class Frame:
 
 
 @cache
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=11)
 
 
@@ -89,7 +89,7 @@ def header_lines(frame: Frame) -> list[str]:
 
 def _draw_lines(draw: ImageDraw.ImageDraw, lines: list[str], x: int, y: int) -> None:
     for i, line in enumerate(lines):
-        draw.text((x, y + i * LINE_HEIGHT), line, fill=(255, 255, 255), font=_font())
+        draw.text((x, y + i * LINE_HEIGHT), line, fill=(255, 255, 255), font=label_font())
 
 
 def header_height(num_lines: int) -> int:
@@ -131,10 +131,10 @@ def overlay_status(canvas: np.ndarray, text: str) -> np.ndarray:
         return canvas
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=_font())
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=label_font())
     y = canvas.shape[0] - (bottom - top) - 3 * PAD
     draw.rectangle((0, y, right + 2 * PAD, canvas.shape[0]), fill=(0, 0, 0))
-    draw.text((PAD, y + PAD - top), text, fill=(255, 64, 64), font=_font())
+    draw.text((PAD, y + PAD - top), text, fill=(255, 64, 64), font=label_font())
     return np.asarray(image).copy()
 
 

@@ -69,15 +69,6 @@ def read_run(run_dir: str | Path) -> RunInfo:
     return RunInfo(run.path, game, cfg, list(action_meanings(game)))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunFolderError(f"--device {name} but CUDA is not available; use --device cpu")
-    return device
-
-
 def load_agent(info: RunInfo, device: torch.device) -> tuple[torch.nn.Module, int]:
     """The run's agent from its committed checkpoint, in eval mode -> (agent, epoch)."""
     from rem.models.agent import build_agent

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from rem.utils.atomic import atomic_write_bytes
 from rem.viewer.recording import write_mp4
-from rem.viewer.render import Frame, _font, compose, resize_nearest
+from rem.viewer.render import Frame, compose, label_font, resize_nearest
 
 
 def rollout(view, steps: int, *, episodes: int | None = None) -> list[Frame]:
@@ -72,11 +72,11 @@ def strip(frames: list[Frame], columns: int, scale: int = 2) -> np.ndarray:
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for r, label in enumerate(rows):
-        draw.text((4, top + r * (ph + gap) + ph // 2 - 6), label, fill=(0, 0, 0), font=_font())
+        draw.text((4, top + r * (ph + gap) + ph // 2 - 6), label, fill=(0, 0, 0), font=label_font())
     for c, frame in enumerate(frames):
         anchored = bool(frame.extra.get("anchored"))
         text = f"t={frame.step}" + (" anchor" if anchored else "")
-        draw.text((label_w + c * (pw + gap) + 2, 2), text, fill=(0, 0, 0), font=_font())
+        draw.text((label_w + c * (pw + gap) + 2, 2), text, fill=(0, 0, 0), font=label_font())
     return np.asarray(image).copy()
 
 

@@ -24,7 +24,7 @@ from rem.viewer.keymap import KeyMap
 from rem.viewer.render import Frame, Panel, chw_to_hwc
 
 if TYPE_CHECKING:
-    from rem.evaluation.policy import Policy
+    from rem.policy import Policy
 
 
 def _chw(obs: np.ndarray) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""Capture and restore every global random number generator a run touches.
+"""Seeds of a run: one derived seed per purpose, and the process-wide generators.
 
-Components with their own generators (sampler, policy epsilon draws, environments) save
-those in their own state dicts; this module covers the process-wide ones.
+Every purpose of a run (train env, samplers, train and test policies, each evaluation) gets
+its own seed from the run seed with `derived_seed`, so changing one use of randomness never
+shifts another. Components with their own generators (sampler, policy epsilon draws,
+environments) save those in their own state dicts; `rng_state` / `set_rng_state` capture and
+restore the process-wide ones for checkpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
+
+# Purposes of derived seeds (the first part after the run seed).
+SEED_TRAIN_ENV, SEED_SAMPLER, SEED_TRAIN_POLICY, SEED_TEST_POLICY, SEED_EVAL = range(1, 6)
+FINAL = 10**6  # "epoch" of the final evaluation's seed
+
+
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed for one purpose (env, sampler, evaluation at epoch e) of a run seed."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
 def seed_everything(seed: int) -> None:
@@ -47,11 +59,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def generator_state(gen: np.random.Generator) -> dict[str, Any]:
-    return gen.bit_generator.state
-
-
-def set_generator_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
-    gen.bit_generator.state = state
