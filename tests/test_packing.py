@@ -163,6 +163,27 @@ def _targets(cfg: dict) -> list[str]:
     return [f"{cfg['runs_dir']}/rem/Breakout/{s}/COMPLETED" for s in (0, 1)]
 
 
+def test_per_gpu_packing_cuts_the_runs_into_packs_of_k(tmp_path):
+    cfg = yaml.safe_load(QUICK.read_text())  # 8 runs
+    cfg["packing"] = {"runs_per_gpu": 3, "jobs": "per-gpu"}
+    cfg["resources"]["train"] = {"threads": 2, "gpu": 1, "mem_mb": 1000, "runtime": 10}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp_path, "-n", "-p", "--cores", "8", "--configfile", str(path))
+    assert proc.returncode == 0, proc.stderr
+    packs = {}
+    for block in proc.stdout.split("rule train_pack_")[1:]:
+        index = int(block.split(":")[0])
+        packs[index] = block.split("output: ")[1].split("\n")[0].split(", ")
+        resources = block.split("resources: ")[1].split("\n")[0]
+        assert "gpu=1" in resources and f"mem_mb={1000 * len(packs[index])}" in resources
+        assert f"threads: {2 * len(packs[index])}" in block
+    assert sorted(len(p) for p in packs.values()) == [2, 3, 3]
+    assert len({m for p in packs.values() for m in p}) == 8  # every run once
+    assert "rule train:" not in proc.stdout
+    assert "run_pack.py --threads 2" in proc.stdout and "with_gpu.py --gpus 1" in proc.stdout
+
+
 def test_config_rejects_packing_with_several_gpus_per_run(tmp_path):
     path = _config(
         tmp_path,

@@ -226,3 +226,25 @@ def test_bad_input_is_one_line_never_a_traceback(tmp_path, setup, args, message)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith("rem status: error: ") and message in lines[0], lines[0]
+
+
+def test_a_slurm_time_limit_is_read_from_the_slurm_log(sweep, tmp_path):
+    """A job killed by SLURM leaves nothing in the run's own log; SLURM's log says why."""
+    workdir, _, _ = sweep
+    shutil.copytree(workdir / "runs" / "rem" / "Breakout" / "1", tmp_path / "runs/rem/Krull/0")
+    logs = tmp_path / "logs" / "train" / "rem" / "Krull"
+    logs.mkdir(parents=True)
+    (logs / "0.log").write_text("== job start on node7 at 2026-01-01T00:00:00Z (SLURM job 4242)\n")
+    (logs / "0.attempts.log").write_text((logs / "0.log").read_text())
+    slurm = tmp_path / "logs" / "slurm" / "rule_train" / "rem_Krull_0" / "4242.log"
+    slurm.parent.mkdir(parents=True)
+    slurm.write_text(
+        "epoch 2/4 | 10.0s\n"
+        "slurmstepd: error: *** JOB 4242 ON node7 CANCELLED AT 2026-01-01T12:00:00 DUE TO "
+        "TIME LIMIT ***\n"
+    )
+    proc = _status(tmp_path, "runs", "--logs-dir", "logs", "--json")
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["state"] == "failed" and run["slurm_job"] == "4242"
+    assert "DUE TO TIME LIMIT" in run["error"]
+    assert f"SLURM log {slurm.relative_to(tmp_path)}" in run["notes"]

@@ -108,7 +108,7 @@ def test_quick_dry_run_and_train_command(tmp_path):
     )
     assert "--variant no-action-input" in cmd or "--variant rem" in cmd
     assert "--preset quick" in cmd and "--run-dir runs/quick/" in cmd
-    assert "with_gpu.py --gpus 0" in cmd
+    assert "with_gpu.py --slots 0 --runs-per-gpu 1" in cmd  # no GPU; packing: test_packing.py
 
 
 def test_reevaluation_adds_evaluate_jobs_only(tmp_path):

@@ -41,6 +41,7 @@ RECENT_EPOCHS = 10  # epoch times the ETA and the stall test use
 STALL_FACTOR = 5.0  # stalled: no new epoch for this many times its slowest recent epoch...
 STALL_MIN_S = 120.0  # ...and at least this long
 STALL_UNKNOWN_S = 3600.0  # no epoch finished yet: stalled after this long
+SLURM_LOG_DIR = "logs/slurm"  # profiles/slurm: slurm-logdir (relative to the workflow's folder)
 JOB_RE = re.compile(r"== job start on (\S+) at (\S+) \(SLURM job ([^)]+)\)")
 ERROR_RE = re.compile(
     r"error|exception|traceback|killed|cancelled|time limit|out of memory|oom|non-finite",
@@ -392,6 +393,16 @@ def _slurm_job(ctx: _Context, key: RunKey) -> str | None:
     return None
 
 
+def _slurm_log(key: RunKey, job: str) -> Path | None:
+    """The SLURM job's own log, where profiles/slurm puts it (slurm-logdir: logs/slurm):
+    rule_train/<variant>_<game>_<seed>/<job>.log, or train_pack_<i>/<job>.log for a pack."""
+    base = Path(SLURM_LOG_DIR)
+    direct = base / "rule_train" / f"{key.variant}_{key.game}_{key.seed}" / f"{job}.log"
+    if direct.exists():
+        return direct
+    return next(iter(sorted(base.glob(f"rule_train_pack_*/{job}.log"))), None)
+
+
 def _count_failures(path: Path) -> int:
     try:
         data = json.loads((path / "failures.json").read_text())
@@ -428,6 +439,11 @@ def _explain_failure(
         if log.exists():
             st.log = str(log)
             error = _last_error_line(_log_tail(log))
+    if error is None and st.slurm_job:  # SLURM writes time limits and OOM kills to its own log
+        slurm_log = _slurm_log(key, st.slurm_job)
+        if slurm_log is not None:
+            st.notes.append(f"SLURM log {slurm_log}")
+            error = _last_error_line(_log_tail(slurm_log))
     if failed_line is not None and failed_line.get("error"):
         st.error = str(failed_line["error"])
     elif manifest and manifest.get("status") == "failed" and manifest.get("error"):
