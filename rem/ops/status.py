@@ -195,7 +195,23 @@ def _log_tail(path: Path, max_bytes: int = 16 * 1024) -> list[str]:
     return [line.rstrip() for line in text.splitlines() if line.strip()]
 
 
+ERROR_WORDS = (
+    "error",
+    "exception",
+    "traceback",
+    "killed",
+    "cancelled",
+    "time limit",
+    "out of memory",
+    "oom",
+    "non-finite",
+)
+
+
 def _last_error_line(lines: list[str]) -> str | None:
+    text = "\n".join(lines).lower()
+    if not any(word in text for word in ERROR_WORDS):  # the usual case: one pass, no regex
+        return None
     for line in reversed(lines):
         if ERROR_RE.search(line) and not line.startswith("=="):
             return line.strip()[:300]
@@ -386,11 +402,18 @@ def _log_path(ctx: _Context, key: RunKey) -> Path:
 def _slurm_job(ctx: _Context, key: RunKey) -> str | None:
     """The SLURM job of the run's latest attempt (its attempts log's last `== job start`)."""
     attempts = _log_path(ctx, key).with_name(f"{key.seed}.attempts.log")
-    for line in reversed(_log_tail(attempts, max_bytes=8192)):
-        match = JOB_RE.search(line)
-        if match:
-            return None if match.group(3) == "none" else match.group(3)
-    return None
+    try:
+        with open(attempts, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            data = f.read()
+    except OSError:
+        return None
+    start = data.rfind(b"== job start on ")  # one search, not a regex per line
+    if start < 0:
+        return None
+    match = JOB_RE.match(data[start:].split(b"\n", 1)[0].decode("utf-8", "replace"))
+    return None if match is None or match.group(3) == "none" else match.group(3)
 
 
 def _slurm_log(key: RunKey, job: str) -> Path | None:
@@ -455,6 +478,11 @@ def _explain_failure(
         st.error = (
             f"the process stopped{where} without an error in its log: killed, cancelled, out "
             "of memory or time (rerun the workflow to resume it from its last checkpoint)"
+        )
+    if st.host not in (None, ctx.host):
+        st.notes.append(
+            f"ran on host {st.host}: no change for {fmt_duration(st.since_progress_s)}, and its "
+            "process is not visible from here"
         )
 
 

@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
+# libyaml's parser when PyYAML has it: `rem status` parses the config and the schema each time.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Named game sets a variant entry may use instead of a list of games.
 GAME_SETS: dict[str, list[str]] = {
     "atari100k": list(ATARI_100K_GAMES),
@@ -88,7 +91,7 @@ def _read(path: Path) -> dict[str, Any]:
             "with (e.g. --configfile config/quick.yaml)"
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -104,7 +107,7 @@ def validate(cfg: dict[str, Any], schema_path: Path = SCHEMA) -> None:
     """The workflow's JSON schema (and its defaults); the first error as one line."""
     import jsonschema
 
-    schema = yaml.safe_load(schema_path.read_text())
+    schema = yaml.load(schema_path.read_text(), Loader=_LOADER)  # noqa: S506 - a safe loader
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(cfg),
         key=lambda e: [str(p) for p in e.absolute_path],
