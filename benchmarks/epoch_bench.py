@@ -297,7 +297,7 @@ def composed_epoch(args: Any, size: str) -> list[BenchResult]:
             f"{name}: sample + batch_to_device + training step",
             [t + sampling[name] for t in times],
             memory=mem,
-            config=mb._config(setup, batch=setup.batch[name]),
+            config=mb.setup_config(setup, batch=setup.batch[name]),
         )
         r.derived["sampling_s"] = round(sampling[name], 5)
         results.append(r)
@@ -315,7 +315,7 @@ def composed_epoch(args: Any, size: str) -> list[BenchResult]:
         "steady-state epoch (51..500) composed from per-unit medians",
         [total_epoch],
         memory=coll_mem,
-        config=mb._config(setup, batches=setup.batch),
+        config=mb.setup_config(setup, batches=setup.batch),
     )
     r.derived["epoch_by_phase_s"] = {k: round(v, 2) for k, v in epoch.items()}
     r.derived["per_unit_s"] = {k: round(v, 5) for k, v in per_step.items()}
@@ -345,7 +345,7 @@ def composed_epoch(args: Any, size: str) -> list[BenchResult]:
             "paper run's; use --sizes paper for that"
         )
     results.append(r)
-    mb._free(setup)
+    mb.free_setup(setup)
     return results
 
 

@@ -136,7 +136,7 @@ def train_step(
     return step
 
 
-def _config(s: Setup, **extra: Any) -> dict[str, Any]:
+def setup_config(s: Setup, **extra: Any) -> dict[str, Any]:
     wm, tok = s.cfg.world_model, s.cfg.tokenizer
     return {
         "wm": f"L{wm.num_layers} H{wm.num_heads} E{wm.embed_dim} F{wm.ffn_dim} blocks{wm.max_blocks}/chunk{wm.blocks_per_chunk}",
@@ -150,7 +150,7 @@ def _config(s: Setup, **extra: Any) -> dict[str, Any]:
 
 def _result(args, s: Setup, suite: str, name: str, unit: str, times, mem, **config) -> BenchResult:
     r = BenchResult(suite, name, s.size, str(args.device), unit, times, memory=mem)
-    r.config = _config(s, bf16=bool(getattr(args, "bf16", False)), **config)
+    r.config = setup_config(s, bf16=bool(getattr(args, "bf16", False)), **config)
     return r
 
 
@@ -263,7 +263,7 @@ def imagination_rollout(s: Setup, args: Any) -> tuple[Callable[[], None], int]:
 # ----------------------------------------------------------------------------- suites
 
 
-def _free(s: Setup) -> None:
+def free_setup(s: Setup) -> None:
     del s.agent, s.optimizers
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -292,7 +292,7 @@ def tokenizer(args: Any) -> list[BenchResult]:
             r.derived["per_epoch_s"] = round(r.median_s * steps, 2)
             r.derived["per_epoch_note"] = f"{steps} steps x median (at this size's batch)"
             out.append(r)
-            _free(s)
+            free_setup(s)
     return out
 
 
@@ -322,7 +322,7 @@ def world_model(args: Any) -> list[BenchResult]:
             r.derived["paper_per_epoch_s"] = PAPER_EPOCH_S[key]["wm"]
             med[key] = r.median_s
             out.append(r)
-            _free(s)
+            free_setup(s)
         out[-1].derived["nopop_over_pop_step_time"] = round(med["nopop"] / med["pop"], 2)
     return out
 
@@ -358,7 +358,7 @@ def imagination(args: Any) -> list[BenchResult]:
             r.derived["paper_per_epoch_s"] = PAPER_EPOCH_S[key]["imagination"]
             med[key] = r.median_s
             out.append(r)
-            _free(s)
+            free_setup(s)
         ratio = med["nopop"] / med["pop"]
         out[-1].derived["nopop_over_pop"] = f"{ratio:.2f}x (target >= 4x; paper 92/20 = 4.6x)"
         if ops["pop"] and ops["nopop"]:
@@ -388,7 +388,7 @@ def actor_critic(args: Any) -> list[BenchResult]:
         steps = s.cfg.training.actor_critic.steps_per_epoch
         r.derived["per_epoch_s"] = round(r.median_s * steps, 2)
         out.append(r)
-        _free(s)
+        free_setup(s)
     return out
 
 

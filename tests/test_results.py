@@ -195,7 +195,7 @@ def test_ragged_metrics_weigh_every_game_equally(refs):
 def test_ragged_code_path_reduces_to_rliable_on_balanced_sets(refs):
     s = hns("IRIS", refs)
     lay = M.layout(s)
-    x = B._resample(lay, B._draw(np.random.RandomState(0), lay.highs, 64))
+    x = B.resample(lay, B.draw_indices(np.random.RandomState(0), lay.highs, 64))
     np.testing.assert_allclose(
         M.batch_aggregates(x, lay, ragged=True), M.batch_aggregates(x, lay), atol=1e-12
     )
@@ -208,7 +208,7 @@ def test_ragged_code_path_reduces_to_rliable_on_balanced_sets(refs):
 def test_ragged_bootstrap_resamples_within_each_game(refs):
     s = ragged_scores(refs)
     lay = M.layout(s)
-    x = B._resample(lay, B._draw(np.random.RandomState(0), lay.highs, 500))
+    x = B.resample(lay, B.draw_indices(np.random.RandomState(0), lay.highs, 500))
     for g, game in enumerate(s.games):
         cols = x[:, lay.game == g]
         assert cols.shape[1] == len(s.runs[game])  # each game keeps its own run count

@@ -47,7 +47,7 @@ def percentile_ci(samples: np.ndarray, size: float = 0.95) -> tuple[np.ndarray, 
     return low, high
 
 
-def _draw(rs: np.random.RandomState, highs: np.ndarray, reps: int) -> np.ndarray:
+def draw_indices(rs: np.random.RandomState, highs: np.ndarray, reps: int) -> np.ndarray:
     """(reps, N) indices, element j in [0, highs[j]); a scalar bound when all are equal."""
     bound = int(highs[0]) if np.all(highs == highs[0]) else highs
     return rs.randint(0, bound, size=(reps, highs.size), dtype=np.int32)  # same stream as int64
@@ -61,7 +61,7 @@ def _check(scores) -> None:
         check_normalised(s)
 
 
-def _resample(lay: M.Layout, idx: np.ndarray) -> np.ndarray:
+def resample(lay: M.Layout, idx: np.ndarray) -> np.ndarray:
     """idx (reps, N) run indices -> (reps, N) scores: element (r, g) takes run idx of game g."""
     return lay.pool[lay.offsets[lay.game] + idx]
 
@@ -82,7 +82,7 @@ def aggregate_intervals(
         for start in range(0, reps, CHUNK):
             n = min(CHUNK, reps - start)
             samples[start : start + n] = M.batch_aggregates(
-                _resample(lay, _draw(rs, lay.highs, n)), lay
+                resample(lay, draw_indices(rs, lay.highs, n)), lay
             )
         low, high = percentile_ci(samples, size)
         out[name] = Interval(M.point_aggregates(s), low, high)
@@ -103,7 +103,7 @@ def profile_intervals(
         for start in range(0, reps, chunk):
             n = min(chunk, reps - start)
             samples[start : start + n] = M.batch_profiles(
-                _resample(lay, _draw(rs, lay.highs, n)), lay, taus
+                resample(lay, draw_indices(rs, lay.highs, n)), lay, taus
             )
         low, high = percentile_ci(samples, size)
         out[name] = Interval(M.point_profile(s, taus), low, high)
@@ -123,9 +123,9 @@ def improvement_intervals(
         samples = np.empty((reps, 1))
         for start in range(0, reps, CHUNK):
             n = min(CHUNK, reps - start)
-            idx = _draw(rs, highs, n)
-            xs = _resample(lx, idx[:, : lx.highs.size])
-            ys = _resample(ly, idx[:, lx.highs.size :])
+            idx = draw_indices(rs, highs, n)
+            xs = resample(lx, idx[:, : lx.highs.size])
+            ys = resample(ly, idx[:, lx.highs.size :])
             samples[start : start + n, 0] = M.batch_improvement(xs, lx, ys, ly)
         low, high = percentile_ci(samples, size)
         out[name] = Interval(np.array([M.point_improvement(x, y)]), low, high)

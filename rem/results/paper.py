@@ -146,7 +146,9 @@ class StudyProtocols:
     def write(self, out: Path, study: str) -> None:
         """<prefix>protocols.md (the full records) and <prefix>protocol_mismatches.csv."""
         atomic_write_text(out / f"{self.prefix}protocols.md", self.page(study))
-        atomic_write_text(out / f"{self.prefix}protocol_mismatches.csv", tables._csv(self.rows()))
+        atomic_write_text(
+            out / f"{self.prefix}protocol_mismatches.csv", tables.csv_text(self.rows())
+        )
 
     def stamp(self, fig):
         """A figure footer naming, per algorithm, the fields measured differently."""
@@ -304,7 +306,7 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
     )
     if wide_agg:
         counts = "; ".join(
-            tables._run_note({k: s}).removeprefix("Runs: ").rstrip(".") for k, s in wide.items()
+            tables.run_note({k: s}).removeprefix("Runs: ").rstrip(".") for k, s in wide.items()
         )
         md += "\n" + tables.aggregates_markdown(
             wide_agg,

@@ -413,7 +413,9 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _csv_text(rows: list[list[object]]) -> str:
-    return tables._csv([[tables._num(x) if isinstance(x, float) else x for x in r] for r in rows])
+    return tables.csv_text(
+        [[tables.num_text(x) if isinstance(x, float) else x for x in r] for r in rows]
+    )
 
 
 def _with_status(
@@ -715,7 +717,7 @@ def _markdown(
                    f"{c.variant} finished (PRELIMINARY).", ""]  # fmt: skip
         rows = []
         for k, m in enumerate(METRICS):
-            rows.append([METRIC_LABELS[m], tables._fmt_ci(ours, k, m), tables._fmt_ci(pub, k, m),
+            rows.append([METRIC_LABELS[m], tables.format_interval(ours, k, m), tables.format_interval(pub, k, m),
                          verdict(ours, pub, k, m)])  # fmt: skip
         md += [_md_table(["Metric", "Ours", "Published", "Verdict"], rows), ""]
         if c.ours_protocol and c.published_protocol:

@@ -123,9 +123,9 @@ def difference_interval(
     diffs = np.empty(reps)
     for start in range(0, reps, B.CHUNK):
         k = min(B.CHUNK, reps - start)
-        idx = B._draw(rs, highs, k)
-        xs = B._resample(lx, idx[:, : lx.highs.size])
-        ys = B._resample(ly, idx[:, lx.highs.size :])
+        idx = B.draw_indices(rs, highs, k)
+        xs = B.resample(lx, idx[:, : lx.highs.size])
+        ys = B.resample(ly, idx[:, lx.highs.size :])
         diffs[start : start + k] = M.batch_iqm(ys) - M.batch_iqm(xs)
     lo, hi = B.percentile_ci(diffs[:, None], size)
     return float(lo[0]), float(hi[0])
@@ -285,8 +285,8 @@ def write(
     from rem.utils.atomic import atomic_write_text
 
     def csv_text(table: list[list[object]]) -> str:
-        return tables._csv(
-            [[tables._num(x) if isinstance(x, float) else x for x in r] for r in table]
+        return tables.csv_text(
+            [[tables.num_text(x) if isinstance(x, float) else x for x in r] for r in table]
         )
 
     out.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,13 @@ AGGREGATE_COLUMNS = ("algorithm", "metric", "estimate", "ci_low", "ci_high")
 LOWER_IS_BETTER = {"optimality_gap"}
 
 
-def _num(x: float) -> str:
+def num_text(x: float) -> str:
     """Shortest exact text for a float (repr); integers without '.0'."""
     x = float(x)
     return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
 
 
-def _csv(rows: list[list[object]]) -> str:
+def csv_text(rows: list[list[object]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(rows)
@@ -34,27 +34,37 @@ def write_aggregates_csv(path: Path, intervals: dict[str, Interval]) -> None:
     rows: list[list[object]] = [list(AGGREGATE_COLUMNS)]
     for name, iv in intervals.items():
         for k, metric in enumerate(METRICS):
-            rows.append([name, metric, _num(iv.estimate[k]), _num(iv.low[k]), _num(iv.high[k])])
-    atomic_write_text(path, _csv(rows))
+            rows.append(
+                [name, metric, num_text(iv.estimate[k]), num_text(iv.low[k]), num_text(iv.high[k])]
+            )
+    atomic_write_text(path, csv_text(rows))
 
 
 def write_interval_csv(path: Path, key: str, intervals: dict[str, Interval]) -> None:
     """One row per key (e.g. an algorithm pair 'X,Y'): key, estimate, ci_low, ci_high."""
     rows: list[list[object]] = [[key, "estimate", "ci_low", "ci_high"]]
     for name, iv in intervals.items():
-        rows.append([name, _num(iv.estimate[0]), _num(iv.low[0]), _num(iv.high[0])])
-    atomic_write_text(path, _csv(rows))
+        rows.append([name, num_text(iv.estimate[0]), num_text(iv.low[0]), num_text(iv.high[0])])
+    atomic_write_text(path, csv_text(rows))
 
 
 def write_profiles_csv(path: Path, taus: np.ndarray, profiles: dict[str, Interval]) -> None:
     rows: list[list[object]] = [["algorithm", "tau", "estimate", "ci_low", "ci_high"]]
     for name, iv in profiles.items():
         for t, tau in enumerate(taus):
-            rows.append([name, _num(tau), _num(iv.estimate[t]), _num(iv.low[t]), _num(iv.high[t])])
-    atomic_write_text(path, _csv(rows))
+            rows.append(
+                [
+                    name,
+                    num_text(tau),
+                    num_text(iv.estimate[t]),
+                    num_text(iv.low[t]),
+                    num_text(iv.high[t]),
+                ]
+            )
+    atomic_write_text(path, csv_text(rows))
 
 
-def _fmt_ci(iv: Interval, k: int, metric: str) -> str:
+def format_interval(iv: Interval, k: int, metric: str) -> str:
     if metric == "superhuman":
         return f"{iv.estimate[k]:.0f} [{iv.low[k]:.0f}, {iv.high[k]:.0f}]"
     return f"{iv.estimate[k]:.3f} [{iv.low[k]:.3f}, {iv.high[k]:.3f}]"
@@ -66,12 +76,12 @@ def aggregates_markdown(intervals: dict[str, Interval], caption: str) -> str:
     ]
     lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, iv in intervals.items():
-        cells = [name] + [_fmt_ci(iv, k, m) for k, m in enumerate(METRICS)]
+        cells = [name] + [format_interval(iv, k, m) for k, m in enumerate(METRICS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _run_note(raw: dict[str, Scores]) -> str:
+def run_note(raw: dict[str, Scores]) -> str:
     """Say which algorithms have unequal or non-5 run counts (never hidden)."""
     notes = []
     for name, s in raw.items():
@@ -105,12 +115,12 @@ class PerGameTable:
             header += [name, f"{name} runs"]
         rows = [header]
         for g in self.games:
-            row: list[object] = [g, _num(self.refs.random[g]), _num(self.refs.human[g])]
+            row: list[object] = [g, num_text(self.refs.random[g]), num_text(self.refs.human[g])]
             for name in self.names:
                 runs = self.raw[name].runs[g]
-                row += [_num(np.mean(runs)), len(runs)]
+                row += [num_text(np.mean(runs)), len(runs)]
             rows.append(row)
-        atomic_write_text(path, _csv(rows))
+        atomic_write_text(path, csv_text(rows))
 
     def _cells(self, bold) -> tuple[list[str], list[list[str]]]:
         def mark_best(texts: list[str], lower: bool = False) -> list[str]:
@@ -139,7 +149,7 @@ class PerGameTable:
         lines = [caption, "", "| " + " | ".join(header) + " |"]
         lines.append("|---|" + "---:|" * (len(header) - 1))
         lines += ["| " + " | ".join(row) + " |" for row in body]
-        lines += ["", _run_note(self.raw)]
+        lines += ["", run_note(self.raw)]
         return "\n".join(lines) + "\n"
 
     def latex(self, caption: str, label: str, note: str = "") -> str:
@@ -158,7 +168,7 @@ class PerGameTable:
             r"\begin{table}[t]",
             r"\centering",
             r"\small",
-            rf"\caption{{{esc(caption)} {esc(_run_note(self.raw))}}}",
+            rf"\caption{{{esc(caption)} {esc(run_note(self.raw))}}}",
             rf"\label{{{label}}}",
             r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
             r"\toprule",
