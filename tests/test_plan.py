@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from training_helpers import GAME, SEED
 
 from rem.ops.plan import wall_clock
 
@@ -127,12 +128,12 @@ def test_finished_runs_are_the_measurement_first(tmp_path, quick_run_dir):
     cfg.update(
         runs_dir="runs",
         variants=[
-            {"name": "rem", "games": ["Pong"], "seeds": [3]},
-            {"name": "no-action-input", "games": ["Pong"], "seeds": [0, 1]},
+            {"name": "rem", "games": [GAME], "seeds": [SEED]},  # the session's quick run
+            {"name": "no-action-input", "games": [GAME], "seeds": [0, 1]},
         ],
     )
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    shutil.copytree(quick_run_dir, tmp_path / "runs" / "rem" / "Pong" / "3")
+    shutil.copytree(quick_run_dir, tmp_path / "runs" / "rem" / GAME / str(SEED))
     bench = tmp_path / "bench"
     bench.mkdir()
     proc = _plan(tmp_path, "--configfile", "c.yaml", "--gpus", "1", "--json", "--bench-dir",

@@ -1,9 +1,10 @@
 """`rem status` on real quick-preset run folders: every state, the summary, the grid, bad input.
 
-The sweep (variant rem, Pong and Breakout x seeds 0-3) holds a finished run (the session's
-quick run), a run stopped by a NaN in the world model, a run SIGKILLed after epoch 2, a run
-that is training while the tests read it (and reads as stalled an hour later), and four
-runs that never started. The logs are laid out as the workflow writes them.
+The sweep (variant rem, Breakout and Pong x seeds 0-3) holds a finished run (the session's
+quick run, Breakout seed 3), a run stopped by a NaN in the world model, a run SIGKILLed after
+epoch 2, a run that is training while the tests read it (and reads as stalled an hour
+later), and four runs that never started (Pong). The logs are laid out as the workflow
+writes them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from training_helpers import GAME, SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "config" / "quick.yaml"
@@ -54,11 +56,12 @@ def sweep(tmp_path_factory, quick_run_dir):
     cfg.update(
         runs_dir="runs",
         logs_dir="logs",
-        variants=[{"name": "rem", "games": ["Pong", "Breakout"], "seeds": [0, 1, 2, 3]}],
+        variants=[{"name": "rem", "games": ["Breakout", "Pong"], "seeds": [0, 1, 2, 3]}],
     )
     config = workdir / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    shutil.copytree(quick_run_dir, workdir / "runs" / "rem" / "Pong" / "3")  # Pong, seed 3
+    assert (GAME, SEED) == ("Breakout", 3)  # the session's quick run completes the grid
+    shutil.copytree(quick_run_dir, workdir / "runs" / "rem" / GAME / str(SEED))
     nan = _start(workdir, 0, ["run.epochs=4", *SHORT], {"REM_TEST_NAN_AT": "world_model:3:2"})
     killed = _start(workdir, 1, ["run.epochs=4", *SHORT], {"REM_TEST_KILL_AT": "epoch_end:2"})
     running = _start(workdir, 2, ["run.epochs=200", *SHORT], {})
@@ -96,8 +99,8 @@ def test_every_state_from_real_run_folders(sweep):
     assert data["summary"]["counts"] == {
         "pending": 4, "running": 1, "stalled": 0, "failed": 2, "completed": 1,
     }  # fmt: skip
-    done = runs["Pong/3"]
-    scores = json.loads((workdir / "runs/rem/Pong/3/scores.json").read_text())
+    done = runs["Breakout/3"]
+    scores = json.loads((workdir / "runs/rem/Breakout/3/scores.json").read_text())
     assert done["state"] == "completed" and (done["epoch"], done["epochs"]) == (6, 6)
     assert done["test_return"] == pytest.approx(scores["mean_return"])
     assert done["elapsed_s"] > 0 and done["eta_s"] == 0
@@ -112,14 +115,14 @@ def test_every_state_from_real_run_folders(sweep):
     live = runs["Breakout/2"]
     assert live["state"] == "running" and live["pid"] == running.pid and live["epochs"] == 200
     assert live["epoch"] >= 1 and live["eta_s"] > 0 and live["epoch_s"] > 0
-    assert {runs[f"Pong/{s}"]["state"] for s in (0, 1, 2)} == {"pending"}
-    assert runs["Breakout/3"]["state"] == "pending" and runs["Breakout/3"]["epochs"] == 6
+    assert {runs[f"Pong/{s}"]["state"] for s in (0, 1, 2, 3)} == {"pending"}
+    assert runs["Pong/0"]["epochs"] == 6 and runs["Pong/0"]["epoch"] is None
     summary = data["summary"]
     assert summary["gpu_share_per_run"] == 0  # quick: resources.train.gpu 0
     assert summary["run_hours_spent"] > 0 and summary["run_hours_remaining"] > 0
     assert summary["parallelism"] == 1 and summary["finish_at"] is not None
     assert data["coverage"]["rem"]["states"]["Breakout"] == {
-        "0": "failed", "1": "failed", "2": "running", "3": "pending",
+        "0": "failed", "1": "failed", "2": "running", "3": "completed",
     }  # fmt: skip
 
 
@@ -180,8 +183,8 @@ def test_status_never_writes(sweep):
 
 def test_half_written_and_corrupted_lines_and_missing_manifest(sweep, tmp_path):
     workdir, _, _ = sweep
-    runs = tmp_path / "runs" / "rem" / "Pong"
-    shutil.copytree(workdir / "runs" / "rem" / "Pong" / "3", runs / "3")
+    runs = tmp_path / "runs" / "rem" / "Breakout"
+    shutil.copytree(workdir / "runs" / "rem" / "Breakout" / "3", runs / "3")
     shutil.copytree(workdir / "runs" / "rem" / "Breakout" / "1", runs / "1")
     with open(runs / "3" / "metrics.jsonl", "a") as f:  # a trainer writing at this moment
         f.write('{"epoch": 7, "time/epo')
@@ -192,10 +195,10 @@ def test_half_written_and_corrupted_lines_and_missing_manifest(sweep, tmp_path):
     proc = _status(tmp_path, "runs", "--json")
     assert proc.returncode == 0, proc.stderr
     got = _by_run(json.loads(proc.stdout))
-    assert got["Pong/3"]["state"] == "completed" and got["Pong/3"]["notes"] == []
-    assert got["Pong/1"]["state"] == "failed" and got["Pong/1"]["epoch"] == 2
-    assert "metrics.jsonl: 1 unreadable line(s) skipped" in got["Pong/1"]["notes"]
-    assert any("no manifest.json" in note for note in got["Pong/1"]["notes"])
+    assert got["Breakout/3"]["state"] == "completed" and got["Breakout/3"]["notes"] == []
+    assert got["Breakout/1"]["state"] == "failed" and got["Breakout/1"]["epoch"] == 2
+    assert "metrics.jsonl: 1 unreadable line(s) skipped" in got["Breakout/1"]["notes"]
+    assert any("no manifest.json" in note for note in got["Breakout/1"]["notes"])
 
 
 @pytest.mark.parametrize(
