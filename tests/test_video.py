@@ -80,8 +80,8 @@ def test_real_vs_imagined_video_and_still(run_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_real_vs_imagined_feeds_the_same_actions_from_the_same_frames(run_dir):
+    from rem.training.restore import read_run
     from rem.viewer.modes import ViewOptions, build_view
-    from rem.viewer.run import read_run
 
     info = read_run(run_dir)
     view = build_view("real-vs-imagined", info, ViewOptions(seed=2, device="cpu"))

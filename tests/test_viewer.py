@@ -348,8 +348,8 @@ def test_play_mode_runs_headless_and_records(run_dir, mode, capsys):
 
 
 def _loaded(run_dir, mode, **changes):
+    from rem.training.restore import read_run
     from rem.viewer.modes import ViewOptions, build_view
-    from rem.viewer.run import read_run
 
     info = read_run(run_dir)
     for key, value in changes.items():

@@ -19,14 +19,16 @@ save mode:   after each episode "Save episode? [Y/n]" -> media/episodes/saved/
 def open_view(args: argparse.Namespace):
     """The run folder and the view that `rem play` and `rem video` show -> (info, view);
     a missing or broken run folder is a UserError naming it."""
+    from rem.training.checkpoint import CheckpointError
+    from rem.training.restore import read_run
+    from rem.training.run_dir import RunDirError
     from rem.viewer.modes import ViewOptions, build_view
-    from rem.viewer.run import RunFolderError, read_run
 
     try:
         info = read_run(args.run_dir)
         options = ViewOptions(args.seed, args.temperature, args.device, args.episode_set)
         return info, build_view(args.mode, info, options)
-    except (RunFolderError, FileNotFoundError) as err:
+    except (RunDirError, CheckpointError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
 
 

@@ -1,43 +1,106 @@
-"""Load a trained agent from a run folder (for `rem evaluate --checkpoint`, the viewer)."""
+"""Open a run folder written by `rem train`: its game, config and trained agent.
+
+The one loader of run folders for every reader (`rem evaluate --checkpoint`, `rem wm-eval`,
+`rem play`, `rem video`). `read_run` reads the manifest (game and resolved config) without
+loading any model, enough to browse a run's media; `load_agent` rebuilds the agent with
+`build_agent` for the run's own config, so every variant (no-POP world model, pixel
+actor-critic, 4x4 tokenizer) comes back as it trained, and loads the committed checkpoint's
+weights. Problems with the folder raise `RunDirError`, problems with the checkpoint
+`CheckpointError`, each naming what is missing and what to do.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rem.config import Config, config_from_dict
+from rem.config import Config, ConfigError, config_from_dict
+from rem.envs.atari import action_meanings, make_env
 from rem.training.checkpoint import CheckpointError, load_checkpoint
 from rem.training.run_dir import RunDir, RunDirError
+
+
+@dataclass
+class RunInfo:
+    """A run folder as written by `rem train`, opened for reading."""
+
+    path: Path
+    game: str
+    cfg: Config
+    manifest: dict[str, Any]
+    meanings: list[str]  # the game's action meanings, in action-index order
+
+    @property
+    def media_dir(self) -> Path:
+        return self.path / "media"
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.media_dir / "episodes"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.media_dir / "recordings"
+
+    def make_env(self, seed: int):
+        """The run's test env (the reference's play tool watches the test protocol too)."""
+        return make_env(self.game, train=False, seed=seed, cfg=self.cfg.env)
+
+
+def read_run(run_dir: str | Path) -> RunInfo:
+    """Game, config and manifest of a run folder (no models loaded)."""
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise RunDirError(
+            f"run folder {run.path} does not exist; pass the --run-dir of `rem train`"
+        )
+    manifest = run.read_manifest()
+    if manifest is None:
+        raise RunDirError(
+            f"{run.path} has no manifest.json, so it is not a run folder written by `rem train`"
+        )
+    try:
+        game = str(manifest["game"])
+        cfg = config_from_dict(manifest["config"], source=str(run.manifest))
+    except (KeyError, TypeError, ConfigError) as err:
+        raise RunDirError(f"{run.manifest} lacks a usable game/config ({err})") from err
+    return RunInfo(run.path, game, cfg, manifest, list(action_meanings(game)))
+
+
+def load_agent(info: RunInfo, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, int]:
+    """The run's agent in eval mode with its committed checkpoint's weights -> (agent, epoch).
+
+    The checkpoint's state.pt is verified (size, SHA-256) first; the replay is neither needed
+    nor read. The checkpoint holds the LPIPS tensors, so no weight files are needed.
+    """
+    from rem.models.agent import build_agent
+
+    checkpoints = info.path / "checkpoints"
+    try:
+        state, _ = load_checkpoint(checkpoints, map_location=device, replay=False)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"{err}. A run's agent can be loaded once `rem train` has written its first "
+            f"checkpoint (every run.checkpoint_every={info.cfg.run.checkpoint_every} epochs)"
+        ) from err
+    agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False)
+    try:
+        agent.load_state_dict(state["agent"])
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"the checkpoint in {checkpoints} does not fit the config in "
+            f"{info.path / 'manifest.json'}: {err}"
+        ) from err
+    return agent.to(device).eval(), int(state["epoch"])
 
 
 def load_run_agent(
     run_dir: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
-    """-> (agent in eval mode with the last checkpoint's weights, its config, the manifest).
-
-    The checkpoint's state.pt is verified (size, SHA-256) first; its replay is not needed and
-    not read. The LPIPS tensors come from the checkpoint, so no weight download is needed.
-    """
-    from rem.envs.atari import num_actions
-    from rem.models.agent import build_agent
-
-    run = RunDir(run_dir)
-    manifest = run.read_manifest()
-    if manifest is None:
-        raise RunDirError(
-            f"{run.path} has no manifest.json: not a run folder written by `rem train`"
-        )
-    cfg = config_from_dict(manifest["config"], source=str(run.manifest))
-    state, _ = load_checkpoint(run.checkpoints, map_location=device, replay=False)
-    agent = build_agent(cfg, num_actions(manifest["game"]), load_perceptual_weights=False)
-    try:
-        agent.load_state_dict(state["agent"])
-    except RuntimeError as err:
-        raise CheckpointError(
-            f"the checkpoint in {run.checkpoints} does not fit the config in {run.manifest}: {err}"
-        ) from err
-    agent.to(device).eval()
-    manifest["checkpoint_epoch"] = state["epoch"]
-    return agent, cfg, manifest
+    """-> (agent in eval mode, its config, the manifest with `checkpoint_epoch` added)."""
+    info = read_run(run_dir)
+    agent, epoch = load_agent(info, device)
+    return agent, info.cfg, {**info.manifest, "checkpoint_epoch": epoch}

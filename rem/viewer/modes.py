@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # keep `rem --help` light: models and envs load only when a view is built
-    from rem.viewer.run import RunInfo
+    from rem.training.restore import RunInfo
 
 MODES = {
     "agent": "the agent plays the real game (test env)",
@@ -30,9 +30,9 @@ class ViewOptions:
 def build_view(mode: str, info: RunInfo, options: ViewOptions):
     """The view for `mode` on the run `info` (loads the agent unless browsing episodes)."""
     from rem.evaluation.agent_policy import AgentPolicy
+    from rem.training.restore import load_agent
     from rem.utils.device import resolve_device
     from rem.viewer.dream import DreamSession
-    from rem.viewer.run import load_agent
     from rem.viewer.views import AgentGameView, EpisodeBrowserView, WorldModelView
 
     if mode not in MODES:
