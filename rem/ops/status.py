@@ -386,7 +386,7 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
             )
     else:
         st.state = "failed"
-        if manifest is None and not st.notes:
+        if "manifest.json" not in names:
             st.notes.append("run files but no manifest.json: not (yet) written by `rem train`")
     if st.epochs is not None and st.epoch is not None and st.epoch_s is not None:
         st.eta_s = max(0, st.epochs - st.epoch) * st.epoch_s
@@ -546,12 +546,18 @@ def collect(
             key, folders.get(key, runs_dir / key.variant / key.game / str(key.seed)), ctx, hint
         )
         st.in_config = sweep is None or key in planned_set
-        if st.notes and "not a `rem train` manifest" in " ".join(st.notes) and not st.in_config:
+        foreign = any("not a `rem train` manifest" in note for note in st.notes)
+        if foreign and key not in planned_set:  # a folder of another project: not a run
             problems.append(f"{st.path}: {'; '.join(st.notes)} (another project's folder?)")
             continue
         runs.append(st)
     if sweep is None and not any(r.state != "pending" for r in runs):
-        raise SweepError(f"{runs_dir} holds no REM run folders written by `rem train`")
+        raise SweepError(
+            f"{runs_dir} holds no REM run folders (expected {runs_dir}/<variant>/<game>/<seed>/ "
+            "written by `rem train`"
+            + (f"; found {len(problems)} folder(s) of something else" if problems else "")
+            + "); is it the runs_dir of this workflow?"
+        )
     status = SweepStatus(
         runs_dir=str(runs_dir),
         logs_dir=str(logs_dir) if logs_dir is not None else None,
