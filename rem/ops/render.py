@@ -236,7 +236,8 @@ def save_png(status: SweepStatus, path: str | Path) -> Path:
     grids = coverage(status)
     n = max(1, len(grids))
     rows = max((len(g["games"]) for g in grids.values()), default=1)
-    fig, axes = plt.subplots(1, n, figsize=(1.2 + 2.0 * n, 1.2 + 0.28 * rows), squeeze=False)
+    size = (max(6.0, 1.2 + 2.0 * n), 1.6 + 0.28 * rows)  # wide enough for the legend
+    fig, axes = plt.subplots(1, n, figsize=size, squeeze=False)
     cmap = ListedColormap([COLOUR[s] for s in STATES])
     for ax, (variant, grid) in zip(axes[0], grids.items()):
         codes = [
