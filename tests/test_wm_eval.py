@@ -16,6 +16,7 @@ from rem.config import load_config
 from rem.data.sampler import batch_to_device
 from rem.envs.atari import wrap_env
 from rem.evaluation.world_model_eval import (
+    WM_EVAL_SEGMENTS,
     collect_held_out,
     copy_cross_entropy,
     evaluate_world_model,
@@ -135,7 +136,7 @@ def test_trainer_logs_world_model_figures(run):
     ):
         assert f"wm_eval/{key}" in logged, key
     assert 0 <= logged["wm_eval/token_accuracy/model"] <= 1
-    assert 0 < logged["wm_eval/segments"] <= 8  # bounded by the world model's batch size
+    assert 0 < logged["wm_eval/segments"] <= WM_EVAL_SEGMENTS
     assert len(logged["wm_eval/imagination_mse_per_step/model"]) == 4  # horizon 6 - context 2
 
 
@@ -156,8 +157,9 @@ def test_wm_eval_command(run, tmp_path, source):
     assert figures["steps"] >= 120 if source == "replay" else figures["steps"] == 120
     assert set(figures["token_accuracy"]) == {"model", "shuffled_actions", "repeat_previous"}
     assert figures["reward"]["majority"]["accuracy"] >= 0.5
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert json.loads(out.read_text()) == figures, again.stderr  # seeded: same figures
+    if source == "fresh":  # seeded collection, shuffles and imagination: same figures again
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert json.loads(out.read_text()) == figures, again.stderr
 
 
 @pytest.mark.parametrize(

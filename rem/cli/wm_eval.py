@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 max_segments=args.max_segments,
                 seed=derived_seed(run_seed, args.seed),
             )
-    except (ValueError, ConfigError) as err:
+    except (ValueError, ConfigError, FileNotFoundError) as err:
         raise UserError(f"{args.run_dir}: {err}") from err
     header = {
         "run_dir": str(args.run_dir),

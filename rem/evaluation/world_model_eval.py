@@ -48,6 +48,9 @@ from rem.policy import Policy
 
 # `derived_seed` purpose of the held-out env and policy (the trainer's purposes are 1..5).
 SEED_WM_EVAL = 17
+# The trainer's periodic figures: held-out steps and a cap on each kind of window. 400 steps
+# (about 50 windows) put a few hundred frames behind each figure at a few CPU-seconds.
+WM_EVAL_STEPS, WM_EVAL_SEGMENTS = 400, 64
 
 
 # ------------------------------------------------------------------ data
@@ -192,7 +195,7 @@ class _Counts:
         self.correct += float(hit.sum())
         self.ce += float((ce * v.flatten()).sum())
         self.correct_changed += float((hit & changed).sum())
-        self.reward_pred.append(logits_reward.argmax(-1)[valid].cpu().numpy())
+        self.reward_pred.append((logits_reward.argmax(-1) - 1)[valid].cpu().numpy())  # sign
         self.end_pred.append(logits_end.argmax(-1)[valid].cpu().numpy())
 
 
@@ -258,7 +261,8 @@ class WorldModelEval:
     token_accuracy: dict[str, float]  # model, shuffled_actions, repeat_previous
     token_accuracy_changed: dict[str, float | None]
     token_cross_entropy: dict[str, float]
-    reward: dict[str, dict[str, Any]]  # model, shuffled_actions, majority -> accuracy, f1
+    # model, shuffled_actions, majority -> accuracy, f1 (+ class: the majority's reward sign)
+    reward: dict[str, dict[str, Any]]
     end: dict[str, dict[str, Any]]
     reward_counts: dict[str, int]  # target class counts: "-1", "0", "1"
     end_count: int
@@ -359,9 +363,7 @@ def evaluate_world_model(
             n_tokens += float(valid.sum()) * k
             n_changed += float(changed.sum())
             n_frames += float(valid.sum())
-            reward_target.append(
-                (torch.sign(batch["rewards"][:, ctx:]) + 1).long()[valid].cpu().numpy()
-            )
+            reward_target.append(torch.sign(batch["rewards"][:, ctx:]).long()[valid].cpu().numpy())
             end_target.append(batch["ends"][:, ctx:][valid].cpu().numpy())
         reward_target = np.concatenate(reward_target)
         end_target = np.concatenate(end_target)
@@ -455,7 +457,7 @@ def evaluate_world_model(
             "shuffled_actions": _classification(end_target, end_shuffled, binary=True),
             "majority": _majority(end_target, binary=True),
         },
-        reward_counts={str(c - 1): int(np.sum(reward_target == c)) for c in range(3)},
+        reward_counts={str(c): int(np.sum(reward_target == c)) for c in (-1, 0, 1)},
         end_count=int(end_target.sum()),
         imagination_segments=len(im_windows),
         imagination_mse={key: per_step(key) for key in sums},

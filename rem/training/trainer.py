@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from rem.config import ComponentTrainingConfig, Config, ConfigError
+from rem.config import ComponentTrainingConfig, Config
 from rem.data.collector import Collector
 from rem.data.episode import Episode
 from rem.data.replay import Replay
@@ -40,7 +40,11 @@ from rem.data.sampler import SegmentSampler, batch_to_device
 from rem.envs.atari import make_env, num_actions
 from rem.evaluation.agent_policy import AgentPolicy
 from rem.evaluation.evaluate import evaluate
-from rem.evaluation.world_model_eval import evaluate_run_world_model
+from rem.evaluation.world_model_eval import (
+    WM_EVAL_SEGMENTS,
+    WM_EVAL_STEPS,
+    evaluate_run_world_model,
+)
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
@@ -109,10 +113,6 @@ class Trainer:
         self.log = log
         self.identity = {"game": game, "variant": variant, "seed": seed, "config": cfg.to_dict()}
         self.device = resolve_device(cfg.run.device)
-        if cfg.run.compile:
-            raise ConfigError(
-                "run.compile=true is not supported by the trainer yet; use run.compile=false"
-            )
         self.show_progress = sys.stderr.isatty()
 
     # ------------------------------------------------------------------ setup
@@ -138,7 +138,15 @@ class Trainer:
             cfg, self.num_actions, load_perceptual_weights=replay_dir is None
         ).to(device)
         self.optimizers = build_optimizers(self.agent, cfg)
-        self.replay = Replay.load(replay_dir) if replay_dir is not None else Replay()
+        bounds = cfg.collection  # a resumed replay keeps the bounds it was saved with
+        self.replay = (
+            Replay.load(replay_dir)
+            if replay_dir is not None
+            else Replay(
+                max_bytes=int(bounds.replay_max_gib * 2**30) or None,
+                max_steps=bounds.replay_max_steps or None,
+            )
+        )
         self.env = make_env(
             self.game, train=True, seed=derived_seed(self.seed, SEED_TRAIN_ENV), cfg=cfg.env
         )
@@ -365,9 +373,9 @@ class Trainer:
                 self.game,
                 self.seed,
                 epoch,
-                steps=cfg.collection.steps_per_epoch,
+                steps=WM_EVAL_STEPS,
                 device=self.device,
-                max_segments=wm.batch_size,  # bounded: about one batch of each kind
+                max_segments=WM_EVAL_SEGMENTS,
                 autocast=self._autocast(),
             )
             metrics.update(figures.flat())
