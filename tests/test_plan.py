@@ -113,7 +113,9 @@ def test_a_reduced_cpu_benchmark_is_scaled_and_says_so(tmp_path):
     bench = _bench(tmp_path / "cpu.json", size="reduced", device="cpu", load=9.0)
     proc = _plan(tmp_path, "--gpus", "1", "--bench", str(bench), "--json")
     assert proc.returncode == 0, proc.stderr
-    m = json.loads(proc.stdout)["measurement"]
+    plan = json.loads(proc.stdout)
+    m = plan["measurement"]
+    assert m["on_cpu"] and any("measured on a CPU" in note for note in plan["notes"])
     train = PHASES_H["tokenizer"] + PHASES_H["world_model"] + PHASES_H["actor_critic"]
     rest = sum(PHASES_H.values()) - train
     assert m["per_run_s"]["rem"] == pytest.approx((8 * train + rest) * 3600)

@@ -45,6 +45,7 @@ class Measurement:
     per_run_s: dict[str, float]  # variant -> seconds of one whole run
     default_s: float  # variants without their own figure
     notes: list[str] = field(default_factory=list)
+    on_cpu: bool = False  # measured on a CPU
 
 
 @dataclass
@@ -104,6 +105,7 @@ def from_runs(sweep: Sweep) -> Measurement | None:
         per_run_s={v: statistics.median(x) for v, x in per_variant.items()},
         default_s=statistics.median(r.elapsed_s for r in done),
         notes=notes,
+        on_cpu=all(r.device_type == "cpu" for r in done),
     )
 
 
@@ -196,7 +198,10 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
             f"benchmark {path} ({when}): composed_epoch, size {composed.get('size')}, "
             f"{basis}, {run_s / 3600:.2f} h per {PAPER_SCHEDULE_EPOCHS}-epoch run"
         )
-        return Measurement(source, device, per_run, statistics.median(per_run.values()), notes)
+        on_cpu = "cpu" in str((payload.get("options") or {}).get("device", ""))
+        return Measurement(
+            source, device, per_run, statistics.median(per_run.values()), notes, on_cpu
+        )
     if sweep.preset == "quick":
         epoch, evaluation = find("measured_epoch", "tiny"), find("measured_evaluation", "tiny")
         if epoch is None:
@@ -219,6 +224,7 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
             per_run,
             statistics.median(per_run.values()),
             notes,
+            "cpu" in str((payload.get("options") or {}).get("device", "")),
         )
     raise SweepError(
         f"the config's preset {sweep.preset!r} has no benchmark size (the benchmarks time the "
@@ -305,6 +311,11 @@ def plan(
             1.0 if gpus_per_run == 0 else (gpus_per_run / k if gpus_per_run == 1 else gpus_per_run)
         )
         placements.append(Placement(f, run_hours, run_hours * share, wall_clock(durations, slots)))
+    if measurement.on_cpu and gpus_per_run >= 1:
+        notes.append(
+            "measured on a CPU: every figure below is what this CPU would take per run "
+            "(GPU-hours = CPU-run-hours here), far above a GPU's; measure on the GPU you will use"
+        )
     missing = sorted(set(counts) - set(measurement.per_run_s))
     if missing and measurement.per_run_s:
         notes.append(

@@ -66,7 +66,8 @@ class RunStatus:
     since_progress_s: float | None = None  # seconds since the last epoch line
     host: str | None = None
     pid: int | None = None
-    device: str | None = None
+    device: str | None = None  # the device's name (manifest device_name)
+    device_type: str | None = None  # cpu, cuda
     error: str | None = None  # why it failed (or stalled)
     log: str | None = None
     slurm_job: str | None = None
@@ -284,6 +285,7 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
         epochs = ((manifest.get("config") or {}).get("run") or {}).get("epochs")
         st.epochs = epochs if isinstance(epochs, int) else st.epochs
         st.device = manifest.get("device_name") or manifest.get("device")
+        st.device_type = str(manifest.get("device") or "").split(":")[0] or None
         sessions = manifest.get("sessions") or []
         if sessions:
             st.host, st.pid = sessions[-1].get("host"), sessions[-1].get("pid")
@@ -624,7 +626,7 @@ def summarise(runs: list[RunStatus], sweep: Sweep | None, now: float) -> Summary
     if sweep is not None:
         share: float | None = sweep.gpu_share_per_run
     else:
-        devices = {("cuda" in (r.device or "").lower()) for r in runs if r.device}
+        devices = {r.device_type == "cuda" for r in runs if r.device_type}
         share = 1.0 if devices == {True} else (0.0 if devices == {False} else None)
     running = counts["running"] + counts["stalled"]
     finish = None
