@@ -130,6 +130,10 @@ class CollectionConfig:
     train_temperature: float = 1.0
     train_epsilon: float = 0.01
     test_temperature: float = 0.5
+    # Replay bounds, oldest episodes evicted first (never the newest); 0 = keep everything,
+    # the paper protocol (100k frames of 64x64 RGB are about 1.2 GB).
+    replay_max_steps: int = 0
+    replay_max_gib: float = 0.0
 
 
 @dataclass
@@ -147,7 +151,6 @@ class RunConfig:
     device: str = "auto"  # auto = cuda if available
     bf16: bool = False  # autocast on CUDA
     tf32: bool = True
-    compile: bool = False
     deterministic: bool = False
     torch_threads: int = 0  # intra-op CPU threads; 0 = torch's default (one per core)
     save_media: bool = True
@@ -252,8 +255,15 @@ _REPLACED_KEYS = {
         "actor_critic.burnin_feed_actions was replaced by actor_critic.burnin_actions "
         "(reference | never | every_frame): burnin_feed_actions=false -> burnin_actions=never, "
         "burnin_feed_actions=true -> burnin_actions=every_frame; the default, reference, feeds "
-        "the reference code's burn-in action steps (docs/protocol.md, Burn-in)"
+        "the reference code's burn-in action steps (docs/protocol.md#burn-in)"
     ),
+}
+
+# Keys that were removed -> the only value they ever took effect with. Older run manifests
+# and checkpoints hold them at that value, which changes nothing, so it is accepted (and
+# dropped); any other value is an error that says the key is gone.
+RETIRED_KEYS: dict[str, Any] = {
+    "run.compile": False,  # torch.compile was measured and not kept (README, Performance)
 }
 
 
@@ -267,6 +277,13 @@ def _merge(obj: Any, data: dict[str, Any], source: str, prefix: str = "") -> Non
         dotted = f"{prefix}{key}"
         if dotted in _REPLACED_KEYS:
             raise ConfigError(f"{source}: {_REPLACED_KEYS[dotted]}")
+        if dotted in RETIRED_KEYS:
+            if value != RETIRED_KEYS[dotted]:
+                raise ConfigError(
+                    f"{source}: {dotted} was removed (it only ever worked as "
+                    f"{RETIRED_KEYS[dotted]!r}); delete it"
+                )
+            continue
         if key not in types_:
             raise ConfigError(
                 f"{source}: unknown key {dotted!r}; valid keys here: {', '.join(sorted(types_))}"
@@ -334,6 +351,10 @@ def validate(cfg: Config) -> None:
     for name in ("epochs", "checkpoint_every"):
         if getattr(cfg.run, name) < 1:
             raise ConfigError(f"run.{name} must be >= 1")
+    if cfg.collection.replay_max_steps < 0 or cfg.collection.replay_max_gib < 0:
+        raise ConfigError(
+            "collection.replay_max_steps and collection.replay_max_gib must be >= 0 (0 = no bound)"
+        )
     if cfg.evaluation.final_episodes < 1 or cfg.evaluation.num_envs < 1:
         raise ConfigError("evaluation.final_episodes and evaluation.num_envs must be >= 1")
 

@@ -10,7 +10,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def quick_run_dir(tmp_path_factory) -> Path:
-    """A finished `rem train --preset quick` run folder (Pong, seed 3), trained once per session.
+    """A finished `rem train --preset quick` run folder (Breakout, seed 3), trained once per
+    session.
 
     It is the same run as `training_helpers.reference_run` (the training tests' reference),
     so the session pays for one quick training. Treat it as read-only: copy it

@@ -126,3 +126,20 @@ def test_config_round_trips_through_dict():
     cfg = load_config("quick", "4x4-tokenizer", ["training.tokenizer.lr=3e-4"])
     again = config_from_dict(cfg.to_dict())
     assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
+
+
+def test_retired_key_at_its_only_value_is_dropped_any_other_value_refused():
+    """Older manifests hold `run.compile: false`; it changes nothing and loads. Asking for
+    the removed behaviour is an error that says the key is gone."""
+    saved = Config().to_dict()
+    saved["run"]["compile"] = False
+    assert config_from_dict(saved) == Config()
+    with pytest.raises(ConfigError, match="run.compile was removed"):
+        load_config("quick", overrides=["run.compile=true"])
+
+
+def test_replay_bounds_are_checked():
+    cfg = load_config("quick", overrides=["collection.replay_max_steps=5000"])
+    assert cfg.collection.replay_max_steps == 5000 and cfg.collection.replay_max_gib == 0.0
+    with pytest.raises(ConfigError, match="replay_max_steps and collection.replay_max_gib"):
+        load_config("quick", overrides=["collection.replay_max_gib=-1"])

@@ -148,6 +148,23 @@ def test_run_dir_identity(tmp_path):
     assert json.loads(run.manifest.read_text())["status"] == "completed"
 
 
+def test_identity_of_an_older_folder_tolerates_added_and_retired_keys(tmp_path):
+    """A folder written before a config key existed resumes when the key is at its default
+    (the old behaviour); a retired key at its only value is no difference either."""
+    from rem.config import Config
+
+    now = Config().to_dict()
+    before = json.loads(json.dumps(now))
+    del before["collection"]["replay_max_steps"]
+    before["run"]["compile"] = False
+    run = RunDir(tmp_path / "run")
+    run.start_session({**IDENTITY, "config": before}, {}, from_epoch=0)
+    run.check_identity({**IDENTITY, "config": now})
+    now["collection"]["replay_max_steps"] = 5000
+    with pytest.raises(RunDirError, match=r"config.collection.replay_max_steps: None"):
+        run.check_identity({**IDENTITY, "config": now})
+
+
 def test_foreign_folder_refused(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("")
     with pytest.raises(RunDirError, match="no manifest.json"):

@@ -1,10 +1,12 @@
 """`rem evaluate`: exactly N full test episodes of a policy, written as JSON.
 
     rem evaluate --game Pong --policy random --episodes 10 --seed 0 --out pong.json [--envs K]
+    rem evaluate --checkpoint RUN_DIR --episodes 100 --seed 0 --out eval.json
 
-Extension points for other policies (e.g. `--checkpoint RUN_DIR`): add the argument in
-`add_arguments`, then a branch in `resolve_game` (where the game comes from) and in
-`build_policy` (which `Policy` acts and how it is described in the JSON).
+`--policy random` plays uniformly over the game's minimal action set under the paper's (or
+`--preset`'s) env protocol; `--checkpoint` plays a trained run's agent with its test policy
+under the run's own env protocol. Another policy is one more `--policy` choice and a branch in
+`build_policy` (which `Policy` acts and how the results JSON describes it).
 """
 
 from __future__ import annotations
@@ -77,19 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def resolve_game(args: argparse.Namespace) -> str:
     if getattr(args, "checkpoint", None) is not None:
-        from rem.training.run_dir import RunDir, RunDirError
+        from rem.training.restore import read_run
+        from rem.training.run_dir import RunDirError
 
         try:
-            manifest = RunDir(args.checkpoint).read_manifest()
+            game = read_run(args.checkpoint).game
         except RunDirError as err:
-            raise UserError(str(err)) from err
-        if manifest is None:
-            raise UserError(
-                f"--checkpoint {args.checkpoint}: no manifest.json, not a `rem train` run folder"
-            )
-        if args.game is not None and args.game != manifest["game"]:
-            raise UserError(f"--game {args.game} but {args.checkpoint} is a {manifest['game']} run")
-        return manifest["game"]
+            raise UserError(f"--checkpoint: {err}") from err
+        if args.game is not None and args.game != game:
+            raise UserError(f"--game {args.game} but {args.checkpoint} is a {game} run")
+        return game
     if args.game is None:
         raise UserError(f"--game is required; one of: {', '.join(ATARI_100K_GAMES)}")
     try:
@@ -128,9 +127,7 @@ def _checkpoint_policy(args: argparse.Namespace, game: str) -> tuple[Policy, dic
         torch.set_num_threads(cfg.run.torch_threads)
     torch.manual_seed(args.seed)  # the policy samples actions with torch's generator
     temperature = cfg.collection.test_temperature
-    policy = AgentPolicy(
-        agent, temperature, 0.0, device, num_actions=num_actions_of(game), seed=args.seed
-    )
+    policy = AgentPolicy(agent, temperature, 0.0, device, seed=args.seed)
     args.env_cfg = cfg.env  # evaluate with the run's env protocol
     return policy, {
         "policy": "checkpoint",
@@ -140,12 +137,6 @@ def _checkpoint_policy(args: argparse.Namespace, game: str) -> tuple[Policy, dic
         "run_seed": manifest["seed"],
         "temperature": temperature,
     }
-
-
-def num_actions_of(game: str) -> int:
-    from rem.envs.atari import num_actions
-
-    return num_actions(game)
 
 
 def check_arguments(args: argparse.Namespace) -> None:

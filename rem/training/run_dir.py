@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from rem.config import RETIRED_KEYS, Config
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 from rem.utils.faults import maybe_kill
 
@@ -58,6 +59,19 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _same_setting(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the folder's value of a flattened identity key (`config.run.epochs`) and the
+    new one describe the same run. A key added to the config since the folder was written
+    counts as its default (a new key defaults to the old behaviour); a retired key counts
+    as its only value (rem.config.RETIRED_KEYS)."""
+    bare = key.removeprefix("config.")
+    if key not in old and key.startswith("config."):
+        return new[key] == _flatten(Config().to_dict()).get(bare)
+    if key not in new and bare in RETIRED_KEYS:
+        return old[key] == RETIRED_KEYS[bare]
+    return old.get(key) == new.get(key) or bare in NON_IDENTITY_KEYS
 
 
 def git_info() -> dict[str, Any]:
@@ -265,7 +279,7 @@ class RunDir:
         diffs = [
             f"{key}: {old.get(key)!r} (folder) vs {new.get(key)!r} (now)"
             for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key) and key.removeprefix("config.") not in NON_IDENTITY_KEYS
+            if not _same_setting(key, old, new)
         ]
         if diffs:
             raise RunDirError(
