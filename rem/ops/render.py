@@ -27,6 +27,16 @@ COLOUR = {  # the PNG's
 }
 
 
+def _display(path: str) -> str:
+    """A config path as the user knows it: the checkout's own relative to the checkout."""
+    from rem.ops.sweep import ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
 def _number(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
@@ -200,7 +210,11 @@ def coverage_text(status: SweepStatus, width: int):
 
 
 def print_status(status: SweepStatus, console, states: set[str] | None = None, grid: bool = True):
-    source = ", ".join(status.config) if status.config else "run folders only (no config)"
+    source = (
+        ", ".join(_display(c) for c in status.config)
+        if status.config
+        else "run folders only (no config)"
+    )
     console.print(
         f"[bold]rem status[/] {escape(status.runs_dir)}  "
         f"[dim]({escape(source)}; {status.generated_at})[/]"
