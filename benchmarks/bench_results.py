@@ -23,8 +23,8 @@ from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
 from rem.results import bootstrap as B
-from rem.results.config import ABLATION_GAMES
 from rem.results.scores import load_references, load_scores
+from rem.results.settings import ABLATION_GAMES
 from rem.results.studies import ABLATIONS, MAIN, REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]

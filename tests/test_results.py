@@ -14,11 +14,11 @@ from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
 from rem.games import ABLATION_GAMES, ATARI_100K_GAMES
+from rem.results import aggregates as M
 from rem.results import bootstrap as B
-from rem.results import metrics as M
-from rem.results.cli import main as cli_main
-from rem.results.config import ResultsConfigError, load_results_config
+from rem.results.commands import main as cli_main
 from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
+from rem.results.settings import ResultsConfigError, load_results_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"

@@ -11,10 +11,10 @@ import pytest
 from rliable import metrics as rly_metrics
 
 from rem.games import ATARI_100K_GAMES
+from rem.results import aggregates as M
 from rem.results import bootstrap as B
 from rem.results import checks as C
-from rem.results import metrics as M
-from rem.results.cli import main as cli_main
+from rem.results.commands import main as cli_main
 from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
 
 ROOT = Path(__file__).resolve().parents[1]

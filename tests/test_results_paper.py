@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rem.results.config import ResultsConfig
 from rem.results.paper import run_paper
 from rem.results.report import ReportError, write_report
 from rem.results.scores import load_references
+from rem.results.settings import ResultsConfig
 from rem.results.studies import study_outputs
 
 ROOT = Path(__file__).resolve().parents[1]

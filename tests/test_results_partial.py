@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rem.results.cli import main as cli_main
-from rem.results.config import ResultsConfig
+from rem.results.commands import main as cli_main
 from rem.results.report import write_partial_report
 from rem.results.runs import RunKey
+from rem.results.settings import ResultsConfig
 from rem.results.studies import study_outputs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ import yaml
 
 from rem.config import load_config
 from rem.results import protocol as P
-from rem.results.cli import main as cli_main
-from rem.results.config import ResultsConfig
+from rem.results.commands import main as cli_main
 from rem.results.paper import StudyProtocols, run_paper
+from rem.results.settings import ResultsConfig
 from rem.results.studies import ABLATIONS, MAIN, Algorithm
 
 ROOT = Path(__file__).resolve().parents[1]

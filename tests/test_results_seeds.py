@@ -12,7 +12,7 @@ import pytest
 
 from rem.games import ABLATION_GAMES
 from rem.results import seeds
-from rem.results.cli import main as cli_main
+from rem.results.commands import main as cli_main
 from rem.results.scores import load_references, load_scores
 from rem.results.studies import study_outputs
 

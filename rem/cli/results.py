@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from rem.results.cli import add_arguments, run
+    from rem.results.commands import add_arguments, run
 
     parser = subparsers.add_parser(
         "results", help="paper tables/figures from published scores; reproduction report"

@@ -1,5 +1,5 @@
 import sys
 
-from rem.results.cli import main
+from rem.results.commands import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ MT19937 hands out the same stream whether the (n_runs, n_games) blocks are reque
 a time or stacked, so for a balanced score set our resamples are exactly rliable's after
 `np.random.seed(seed)`, and the confidence intervals agree to rounding. Ragged sets (unequal
 runs per game) resample each game's own n_g runs (the `highs` array), which rliable cannot
-express; see rem.results.metrics for the metric definitions.
+express; see rem.results.aggregates for the metric definitions.
 
 Each algorithm (or pair) gets its own generator seeded with `seed`, so its intervals do not
 depend on which other algorithms are in the table: they equal rliable's for that algorithm
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rem.results import metrics as M
+from rem.results import aggregates as M
 from rem.results.scores import Scores
 
 CHUNK = 4096  # repetitions per vectorised block: bounds memory, keeps the RNG stream intact

@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
+from rem.results.aggregates import METRIC_LABELS, METRICS  # noqa: E402
 from rem.results.bootstrap import Interval  # noqa: E402
-from rem.results.metrics import METRIC_LABELS, METRICS  # noqa: E402
 from rem.utils.atomic import atomic_write_bytes  # noqa: E402
 
 STYLE = {

@@ -25,9 +25,9 @@ from rem.results.bootstrap import (
     improvement_intervals,
     profile_intervals,
 )
-from rem.results.config import ResultsConfig
 from rem.results.paths import display_path
 from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
+from rem.results.settings import ResultsConfig
 from rem.results.studies import (
     ABLATIONS,
     EXTRA_COLOURS,
@@ -312,7 +312,7 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
             wide_agg,
             "REM vs ablations with runs beyond the subset, on all the games they cover. Run "
             f"counts differ per game ({counts}); each game keeps equal weight "
-            "(see rem/results/metrics.py).",
+            "(see rem/results/aggregates.py).",
         )
     md += protocols.markdown()
     atomic_write_text(out / "ablations_aggregates.md", md)

@@ -28,13 +28,13 @@ import numpy as np
 
 from rem.results import figures, tables
 from rem.results import protocol as P
+from rem.results.aggregates import METRIC_LABELS, METRICS
 from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
 from rem.results.checks import run_count_note
-from rem.results.config import ResultsConfig
-from rem.results.metrics import METRIC_LABELS, METRICS
 from rem.results.paths import display_path
 from rem.results.runs import RunKey, ScoreError, finished_runs, read_score
 from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
+from rem.results.settings import ResultsConfig
 from rem.utils.atomic import atomic_write_text
 
 TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rem.results import aggregates as M
 from rem.results import bootstrap as B
-from rem.results import metrics as M
 from rem.results.scores import Scores
 
 DEFAULT_RUNS = (3, 5, 10, 20)

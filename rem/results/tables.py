@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rem.results.aggregates import METRIC_LABELS, METRICS
 from rem.results.bootstrap import Interval
-from rem.results.metrics import METRIC_LABELS, METRICS
 from rem.results.scores import References, Scores
 from rem.utils.atomic import atomic_write_text
 

@@ -15,7 +15,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from rem.config import ConfigError, available, load_config
-from rem.results.config import ResultsConfigError, results_config_from_dict
+from rem.results.settings import ResultsConfigError, results_config_from_dict
 from rem.games import UnknownGameError, check_game
 
 # Named game sets a variant entry may use instead of a list (one definition, shared with
@@ -206,7 +206,7 @@ def published_dir():
 
 def results_flags():
     """Flags of `python -m rem.results` from the config's `results:` section (checked by
-    rem.results.config at parse time, like the variant overrides)."""
+    rem.results.settings at parse time, like the variant overrides)."""
     section = {**(config.get("results") or {}), "published_dir": published_dir()}
     try:
         settings = results_config_from_dict(section, source="workflow config")

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from rem.results.config import (
+from rem.results.settings import (
     ResultsConfig,
     ResultsConfigError,
     load_results_config,
