@@ -168,7 +168,7 @@ def print_figures(header: dict[str, Any], figures) -> None:
     table = Table(
         title=f"World model of {header['game']} / {header['variant']} / seed {header['seed']} "
         f"(epoch {header['checkpoint_epoch']}, {'POP' if header['pop'] else 'no-POP'}) on "
-        f"{figures.steps} {data}, {figures.episodes} episodes",
+        f"{figures.steps} {data}, {figures.episodes} episode{'s' * (figures.episodes != 1)}",
         caption=f"{figures.target_frames} next frames ({figures.segments} windows), "
         f"{figures.changed_token_share:.1%} of their tokens differ from the previous frame; "
         f"rewards -1/0/+1: {counts['-1']}/{counts['0']}/{counts['1']}; {figures.end_count} ends",
