@@ -266,6 +266,24 @@ def test_train_cli_rejects_bad_input(tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # nothing written for a refused run
 
 
+def test_train_input_errors_are_one_line_and_touch_nothing(tmp_path, monkeypatch, capsys):
+    """Missing perceptual-loss weights and a run folder that cannot be created stop before
+    anything is written, with one line and exit code 2 (no traceback)."""
+    from rem.cli import main
+
+    monkeypatch.setenv("REM_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--game", "Pong", "--seed", "0", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rem weights fetch" in err and "Traceback" not in err
+    assert not run_dir.exists()
+    (tmp_path / "file").write_text("")
+    bad = tmp_path / "file" / "run"
+    argv = ["train", "--game", "Pong", "--seed", "0", "--run-dir", str(bad), "--preset", "quick"]
+    assert main(argv) == 2
+    assert "cannot create it" in capsys.readouterr().err
+
+
 def test_agent_policy_epsilon_and_state():
     from rem.config import load_config
     from rem.evaluation.agent_policy import AgentPolicy

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rem.cli import UserError
+
+if TYPE_CHECKING:  # `rem --help` stays light: the config loads when a run starts
+    from rem.config import Config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +47,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_inputs(cfg: Config, run_dir: Path) -> None:
+    """Expected problems, found before the run folder is touched: a run folder that cannot be
+    created, and (for a run that has no checkpoint yet) missing perceptual-loss weights."""
+    from rem.training.checkpoint import CheckpointError, read_latest
+    from rem.weights import WeightsError, require_perceptual_weights, weights_dir
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir} is a file; give a folder")
+    try:
+        resuming = read_latest(run_dir / "checkpoints") is not None
+    except CheckpointError:
+        resuming = True  # the trainer says what is wrong with it, and falls back if it can
+    if cfg.tokenizer.perceptual_loss and not resuming:  # a checkpoint holds the LPIPS tensors
+        try:
+            require_perceptual_weights(weights_dir(cfg.tokenizer.weights_dir))
+        except WeightsError as err:
+            raise UserError(str(err)) from err
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--run-dir {run_dir}: cannot create it ({err.strerror})") from err
+
+
 def run(args: argparse.Namespace) -> int:
     from rem.config import load_config
     from rem.games import check_game
@@ -49,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from rem.training.health import NonFiniteError
     from rem.training.run_dir import RunDirError
     from rem.training.trainer import train
+    from rem.weights import WeightsError
 
     try:
         game = check_game(args.game)
@@ -57,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     cfg = load_config(args.preset, args.variant, args.overrides)
+    check_inputs(cfg, Path(args.run_dir))
     try:
         train(
             cfg,
@@ -68,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=list(args.overrides),
             retrain=args.retrain,
         )
-    except (RunDirError, CheckpointError) as err:
+    except (RunDirError, CheckpointError, WeightsError) as err:
         raise UserError(str(err)) from err
     except NonFiniteError as err:  # a health alarm: the run failed, not the command line
         print(f"rem train: error: {err}", file=sys.stderr)
