@@ -47,18 +47,22 @@ def short(text: str, width: int = 90) -> str:
     return first if len(first) <= width else first[: width - 1] + "…"
 
 
-def failure_lines(status: SweepStatus, states: set[str] | None = None) -> list[str]:
-    """Failed runs in full: the error, the log and the SLURM job."""
-    lines = []
+def failure_lines(status: SweepStatus, states: set[str] | None = None):
+    """Failed runs in full (the error, the log, the SLURM job), as one Text."""
+    from rich.text import Text
+
+    text = Text()
     for r in status.runs:
         if r.state != "failed" or (states and "failed" not in states):
             continue
-        lines.append(f"[bold red]✗ {r.variant}/{r.game}/{r.seed}[/]: {escape(r.error or '')}")
+        text.append(f"✗ {r.variant}/{r.game}/{r.seed}", style="bold red")
+        text.append(f": {r.error or ''}\n")
         where = [f"log {r.log}" if r.log else "no log found", f"run folder {r.path}"]
         if r.slurm_job:
             where.append(f"SLURM job {r.slurm_job}")
-        lines.append("    " + escape("; ".join(where + r.notes)))
-    return lines
+        text.append("    " + "; ".join(where + r.notes) + "\n")
+    text.rstrip()
+    return text
 
 
 def _row_cells(r) -> list[str]:
@@ -221,8 +225,9 @@ def print_status(status: SweepStatus, console, states: set[str] | None = None, g
     )
     console.print(run_table(status, states), no_wrap=True, overflow="ellipsis", crop=True)
     console.print()
-    for line in failure_lines(status, states):
-        console.print(line)
+    failures = failure_lines(status, states)
+    if failures:
+        console.print(failures, highlight=False)
     for line in summary_lines(status):
         console.print(line)
     for problem in status.problems:
