@@ -251,3 +251,20 @@ def test_a_slurm_time_limit_is_read_from_the_slurm_log(sweep, tmp_path):
     assert run["state"] == "failed" and run["slurm_job"] == "4242"
     assert "DUE TO TIME LIMIT" in run["error"]
     assert f"SLURM log {slurm.relative_to(tmp_path)}" in run["notes"]
+
+
+def test_watch_refreshes_until_ctrl_c(sweep):
+    workdir, config, _ = sweep
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rem", "status", "--configfile", str(config), "--watch", "0.2",
+         "--no-grid"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen = 0
+    while seen < 2:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        seen += line.startswith("rem status ")
+    proc.send_signal(2)  # SIGINT, as Ctrl-C
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err

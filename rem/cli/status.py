@@ -76,7 +76,6 @@ def read(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from rem.ops.render import print_status, save_png
     from rem.ops.status import STATES
 
     states = None
@@ -91,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is not None and args.watch <= 0:
         raise UserError(f"--watch {args.watch}: the refresh interval must be > 0 seconds")
     console = Console()
+    try:
+        return _loop(args, console, states)
+    except KeyboardInterrupt:  # Ctrl-C ends --watch (or a long read) quietly
+        return 0
+
+
+def _loop(args: argparse.Namespace, console, states: set[str] | None) -> int:
+    from rem.ops.render import print_status, save_png
+
     while True:
         status = read(args)
         if args.png:
@@ -105,8 +113,5 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"coverage grid: {args.png}")
         if args.watch is None:
             return 0
-        try:
-            sys.stdout.flush()
-            time.sleep(args.watch)
-        except KeyboardInterrupt:
-            return 0
+        sys.stdout.flush()
+        time.sleep(args.watch)
