@@ -322,26 +322,40 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested
 
 
-def validate(cfg: Config) -> None:
-    """Cross-field checks that a type check cannot express."""
-    if cfg.actor_critic.burnin_actions not in {"reference", "never", "every_frame"}:
+BURNIN_ACTIONS = ("reference", "never", "every_frame")  # docs/protocol.md#burn-in
+ACTOR_CRITIC_KINDS = ("lsac", "pixel")
+
+
+def check_actor_critic(cfg: ActorCriticConfig) -> None:
+    """The named choices of an actor-critic config (also checked by the models, which may be
+    built from a config that never went through `validate`)."""
+    if cfg.burnin_actions not in BURNIN_ACTIONS:
         raise ConfigError(
             "actor_critic.burnin_actions must be reference, never or every_frame, got "
-            f"{cfg.actor_critic.burnin_actions!r}"
+            f"{cfg.burnin_actions!r}"
         )
-    if cfg.actor_critic.kind not in {"lsac", "pixel"}:
+    if cfg.kind not in ACTOR_CRITIC_KINDS:
+        raise ConfigError(f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.kind!r}")
+
+
+def check_shared_embeddings(tokenizer: TokenizerConfig, world_model: WorldModelConfig) -> None:
+    """Shared embeddings feed the tokenizer's code vectors to the world model as its inputs."""
+    if world_model.shared_embeddings and tokenizer.embed_dim != world_model.embed_dim:
         raise ConfigError(
-            f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}"
+            "world_model.shared_embeddings needs tokenizer.embed_dim == world_model.embed_dim "
+            f"(got {tokenizer.embed_dim} and {world_model.embed_dim}); set "
+            "world_model.shared_embeddings=false or make the widths equal"
         )
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that a type check cannot express."""
+    check_actor_critic(cfg.actor_critic)
     if not 1 <= cfg.tokenizer.num_downsample_steps <= 5:
         raise ConfigError(
             "tokenizer.num_downsample_steps must be in 1..5 (3 -> 8x8 tokens, 4 -> 4x4)"
         )
-    if cfg.world_model.shared_embeddings and cfg.tokenizer.embed_dim != cfg.world_model.embed_dim:
-        raise ConfigError(
-            "world_model.shared_embeddings needs tokenizer.embed_dim == world_model.embed_dim "
-            f"(got {cfg.tokenizer.embed_dim} and {cfg.world_model.embed_dim})"
-        )
+    check_shared_embeddings(cfg.tokenizer, cfg.world_model)
     if cfg.world_model.embed_dim % cfg.world_model.num_heads:
         raise ConfigError("world_model.embed_dim must be divisible by world_model.num_heads")
     if cfg.world_model.context_length >= cfg.world_model.max_blocks:

@@ -35,7 +35,7 @@ from einops import rearrange
 from torch import nn
 from torch.distributions import Categorical
 
-from rem.config import ActorCriticConfig
+from rem.config import ActorCriticConfig, check_actor_critic
 from rem.models.imagination import ImaginationEnv
 from rem.models.precision import at_least_fp32
 from rem.models.returns import lambda_returns
@@ -58,9 +58,6 @@ class ImaginationRollout:
     values: torch.Tensor
     rewards: torch.Tensor
     dones: torch.Tensor
-
-
-BURNIN_ACTIONS = ("reference", "never", "every_frame")
 
 
 def _fp32_off(device: torch.device):
@@ -97,11 +94,7 @@ class RecurrentActorCritic(nn.Module):
         tokens_per_frame: int | None = None,
     ) -> None:
         super().__init__()
-        if cfg.burnin_actions not in BURNIN_ACTIONS:
-            raise ValueError(
-                f"actor_critic.burnin_actions must be one of {', '.join(BURNIN_ACTIONS)}, got "
-                f"{cfg.burnin_actions!r}"
-            )
+        check_actor_critic(cfg)
         if cfg.imagination_horizon < context_length:
             raise ValueError(
                 f"actor_critic.imagination_horizon ({cfg.imagination_horizon}) must be >= "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from rem.config import Config, TokenizerConfig, WorldModelConfig
+from rem.config import Config, TokenizerConfig, WorldModelConfig, check_actor_critic
 from rem.models.actor_critic import LSAC, RecurrentActorCritic
 from rem.models.lpips import LPIPS
 from rem.models.pixel_actor_critic import PixelActorCritic
@@ -68,18 +68,18 @@ def build_perceptual(cfg: Config, *, load_weights: bool = True) -> LPIPS:
 
 
 def build_actor_critic(cfg: Config, num_actions: int) -> RecurrentActorCritic:
+    """LSAC, or the pixel actor-critic for the no-latent-ac ablation."""
+    check_actor_critic(cfg.actor_critic)
     context = cfg.world_model.context_length
-    if cfg.actor_critic.kind == "lsac":
-        return LSAC(
-            cfg.actor_critic,
-            num_actions,
-            code_dim=cfg.tokenizer.embed_dim,
-            token_grid=64 // 2**cfg.tokenizer.num_downsample_steps,
-            context_length=context,
-        )
     if cfg.actor_critic.kind == "pixel":
         return PixelActorCritic(cfg.actor_critic, num_actions, context_length=context)
-    raise ValueError(f"actor_critic.kind must be 'lsac' or 'pixel', got {cfg.actor_critic.kind!r}")
+    return LSAC(
+        cfg.actor_critic,
+        num_actions,
+        code_dim=cfg.tokenizer.embed_dim,
+        token_grid=64 // 2**cfg.tokenizer.num_downsample_steps,
+        context_length=context,
+    )
 
 
 def build_agent(

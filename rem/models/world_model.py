@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from rem.config import TokenizerConfig, WorldModelConfig
+from rem.config import TokenizerConfig, WorldModelConfig, check_shared_embeddings
 from rem.models.precision import at_least_fp32
 from rem.models.retnet import LayerStates, build_retnet
 
@@ -66,12 +66,7 @@ class TokenWorldModel(nn.Module):
         super().__init__()
         if num_actions < 1:
             raise ValueError(f"num_actions must be >= 1, got {num_actions}")
-        if cfg.shared_embeddings and tokenizer_cfg.embed_dim != cfg.embed_dim:
-            raise ValueError(
-                "world_model.shared_embeddings needs tokenizer.embed_dim == world_model.embed_dim "
-                f"(got {tokenizer_cfg.embed_dim} and {cfg.embed_dim}); set "
-                "world_model.shared_embeddings=false or make the widths equal"
-            )
+        check_shared_embeddings(tokenizer_cfg, cfg)
         if cfg.context_length < 1:
             raise ValueError(f"world_model.context_length must be >= 1, got {cfg.context_length}")
         if cfg.blocks_per_chunk < 1:
