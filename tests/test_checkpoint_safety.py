@@ -138,7 +138,7 @@ def test_sigkill_inside_the_commit(tmp_path, point, committed, kept):
         """
     )
     env = {**os.environ, "REM_TEST_KILL_AT": f"{point}:3"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=600)
     assert proc.returncode == -9
     clean_debris(root)
     assert sorted(p.name for p in root.iterdir()) == ["LATEST.json", *kept]
@@ -176,7 +176,7 @@ def test_fault_spec_forms_and_watch():
             env={**os.environ, "REM_TEST_KILL_AT": spec},
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=600,
         )
         assert proc.returncode == rc, (spec, proc.stderr)
     policy = object()
