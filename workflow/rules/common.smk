@@ -245,6 +245,32 @@ def gpu_slots():
     return k if k > 1 and jobs == "per-run" and resources("train", "gpu", 0) == 1 else 1
 
 
+# The preliminary report (workflow/rules/report.smk).
+def finished_score_files(wildcards):
+    return [
+        f"{run_dir(v, g, s)}/scores.json"
+        for v, g, s in RUNS
+        if os.path.exists(f"{run_dir(v, g, s)}/COMPLETED")
+        and os.path.exists(f"{run_dir(v, g, s)}/scores.json")
+    ]
+
+
+# The learning benchmark (workflow/rules/learning.smk).
+def learning_setting(key):
+    """A key of the config's `learning:` section (its defaults come from the schema)."""
+    defaults = {"random_episodes": 64, "random_seed": 200000, "wm_eval_steps": 1000}
+    return (config.get("learning") or {}).get(key, defaults[key])
+
+
+def variant_files(variant, pattern):
+    """`pattern` filled in for every run of one variant ({runs}, {results}, {v}, {g}, {s})."""
+    return [
+        pattern.format(runs=RUNS_DIR, results=RESULTS_DIR, v=v, g=g, s=s)
+        for v, g, s in RUNS
+        if v == variant
+    ]
+
+
 wildcard_constraints:
     variant="[A-Za-z0-9][A-Za-z0-9_.-]*",
     game="[A-Za-z]+",

@@ -5,21 +5,6 @@
 #   snakemake --cores 2 --configfile config/learning.yaml learning
 
 
-def learning_setting(key):
-    """A key of the config's `learning:` section (its defaults come from the schema)."""
-    defaults = {"random_episodes": 64, "random_seed": 200000, "wm_eval_steps": 1000}
-    return (config.get("learning") or {}).get(key, defaults[key])
-
-
-def variant_files(variant, pattern):
-    """`pattern` filled in for every run of one variant ({runs}, {results}, {v}, {g}, {s})."""
-    return [
-        pattern.format(runs=RUNS_DIR, results=RESULTS_DIR, v=v, g=g, s=s)
-        for v, g, s in RUNS
-        if v == variant
-    ]
-
-
 rule random_baseline:
     output:
         scores=f"{RESULTS_DIR}/random/{{game}}.json",

@@ -72,7 +72,7 @@ rule paper_main:
         # The log keeps everything; the protocol warnings also go to the terminal, once.
         "OMP_NUM_THREADS=1 python -m rem.results paper --study main --out {params.out:q} "
         "{params.settings} --baselines-extra {params.extra} 2>&1 | tee {log:q} "
-        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
 
 
 rule paper_ablations:
@@ -105,7 +105,7 @@ rule paper_ablations:
     shell:
         "OMP_NUM_THREADS=1 python -m rem.results paper --study ablations --out {params.out:q} "
         "{params.settings} --ablation-games {params.games} 2>&1 | tee {log:q} "
-        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
 
 
 # The seed planner from the published REM runs (rem results plan-seeds): CI width of IQM and

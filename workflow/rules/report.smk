@@ -62,7 +62,7 @@ rule report:
         # The log keeps everything; the protocol warnings also go to the terminal, once.
         "python -m rem.results report --scores {input.table:q} --runs-dir {params.runs_dir:q} "
         "--out {params.out:q} {params.settings} 2>&1 | tee {log:q} "
-        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
 
 
 # Preliminary report of whatever runs have finished (`snakemake partial`, or
@@ -73,15 +73,6 @@ rule report:
 # not outputs of any rule, so this target never schedules, waits for or re-runs a training
 # job, and it runs again when a new run has finished.
 PARTIAL_DIR = f"{RESULTS_DIR}/partial"
-
-
-def finished_score_files(wildcards):
-    return [
-        f"{run_dir(v, g, s)}/scores.json"
-        for v, g, s in RUNS
-        if os.path.exists(f"{run_dir(v, g, s)}/COMPLETED")
-        and os.path.exists(f"{run_dir(v, g, s)}/scores.json")
-    ]
 
 
 rule report_partial:
@@ -95,13 +86,13 @@ rule report_partial:
     conda:
         ENV_FILE
     params:
-        out=PARTIAL_DIR,
+        out=lambda wc, output: os.path.dirname(output[0]),
         runs_dir=RUNS_DIR,
         expected=" ".join(f"{v}:{g}:{s}" for v, g, s in RUNS),
         # With re-evaluation on, a run counts once its re-evaluation exists (read, not
         # required: the evaluate jobs belong to the final DAG).
         evaluations=(
-            f"--evaluations {shlex.quote(RESULTS_DIR + '/evaluations')}"
+            f"--evaluations {shlex.quote(os.path.join(RESULTS_DIR, 'evaluations'))}"
             if config["evaluation"]["episodes"]
             else ""
         ),
@@ -110,7 +101,7 @@ rule report_partial:
         "python -m rem.results report --partial --runs-dir {params.runs_dir:q} "
         "--out {params.out:q} {params.evaluations} {params.settings} "
         "--expected {params.expected} 2>&1 | tee {log:q} "
-        "| sed -n '/^protocol mismatches/,/^$/p' >&2"
+        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
 
 
 rule partial:
