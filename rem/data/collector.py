@@ -9,7 +9,8 @@ Each `collect(policy, num_steps)` call:
 - stores finished episodes in the replay and, at the end of the call, the unfinished one
   too (added the first time, extended by later calls), so samplers see it at once.
 The policy state is discarded between calls. Exploration (temperature, epsilon) belongs to
-the policy.
+the policy. The steps themselves run in the episode loop that evaluation uses too
+(`rem.data.loop.EpisodeLoop`, on this one env).
 
 Checkpointing: `state_dict()` holds the pending frame, the id/return/length of the episode
 in progress, the step counters and (by default) the env's exact state (ALE state, raw-frame
@@ -27,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 
 from rem.data.episode import Episode
+from rem.data.loop import EpisodeLoop, single_env_step
 from rem.data.replay import Replay
 from rem.envs.atari import get_env_state, pack_frame, set_env_state, unpack_frame
 from rem.policy import Policy
@@ -52,10 +54,8 @@ class Collector:
         self.env = env
         self.replay = replay
         self.burn_in = burn_in
-        self._obs: np.ndarray | None = None  # (3,h,w) frame to act on next; None = reset first
+        self._loop: EpisodeLoop | None = None  # the game in progress; None = reset first
         self._episode_id: int | None = None  # replay id of the unfinished episode
-        self._episode_return = 0.0
-        self._episode_length = 0
         self.total_steps = 0
         self.total_episodes = 0
 
@@ -64,42 +64,32 @@ class Collector:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         stats = CollectStats()
-        if self._obs is None:
+        if self._loop is None:
             self._start_new_game()
+        loop = self._loop
         policy.reset(1)
         if self.burn_in > 0 and self._episode_id is not None and self._episode_id in self.replay:
             policy.burn_in(*self._burn_in_inputs())
-        steps: list[tuple[np.ndarray, int, float, bool]] = []
         for _ in range(num_steps):
-            obs = self._obs
-            action = int(np.asarray(policy.act(obs[None]))[0])
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            done = bool(terminated or truncated)
-            steps.append((obs, action, float(reward), done))
-            self._episode_return += float(reward)
-            self._episode_length += 1
+            finished = loop.step(policy)
             self.total_steps += 1
             stats.steps += 1
-            if done:
-                self._store(steps)
-                steps = []
-                stats.returns.append(self._episode_return)
-                stats.lengths.append(self._episode_length)
-                self.total_episodes += 1
+            for ep in finished:  # the episode's steps since the last store end it
+                self._store(ep.episode)
                 self._episode_id = None
-                self._episode_return, self._episode_length = 0.0, 0
-                policy.reset_rows(np.ones(1, dtype=bool))
-                next_obs, _ = self.env.reset()
-            self._obs = np.ascontiguousarray(next_obs.transpose(2, 0, 1))  # (h,w,3) -> (3,h,w)
-        if steps:
-            self._store(steps)
+                stats.returns.append(ep.total_return)
+                stats.lengths.append(ep.length)
+                self.total_episodes += 1
+        if (part := loop.take_running(0)) is not None:
+            self._store(part)
         return stats
 
-    def _start_new_game(self) -> None:
-        obs, _ = self.env.reset()
-        self._obs = np.ascontiguousarray(obs.transpose(2, 0, 1))
+    def _start_new_game(self, obs: np.ndarray | None = None) -> None:
+        """A loop on a fresh game, or (`obs`, after a restored env state) on the game as is."""
+        if obs is None:
+            obs, _ = self.env.reset()
+        self._loop = EpisodeLoop(single_env_step(self.env), obs[None], keep=True)
         self._episode_id = None
-        self._episode_return, self._episode_length = 0.0, 0
 
     def _burn_in_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Last `burn_in` stored steps, left-padded: frames uint8 (1,t,3,h,w), mask bool (1,t),
@@ -115,9 +105,7 @@ class Collector:
         actions[0, real] = episode.actions[-self.burn_in :]
         return frames, mask, actions
 
-    def _store(self, steps: list[tuple[np.ndarray, int, float, bool]]) -> None:
-        frames, actions, rewards, ends = zip(*steps)
-        part = Episode(np.stack(frames), np.array(actions), np.array(rewards), np.array(ends))
+    def _store(self, part: Episode) -> None:
         if self._episode_id is not None and self._episode_id in self.replay:
             self.replay.extend(self._episode_id, part)
         else:  # a new episode, or its start was evicted: store what we have
@@ -127,14 +115,15 @@ class Collector:
 
     def state_dict(self, include_env: bool = True) -> dict[str, Any]:
         """Plain Python types only (loads with `torch.load(weights_only=True)`)."""
+        loop = self._loop
         return {
-            "obs": pack_frame(self._obs),
+            "obs": pack_frame(loop.obs[0] if loop is not None else None),
             "episode_id": self._episode_id,
-            "episode_return": self._episode_return,
-            "episode_length": self._episode_length,
+            "episode_return": float(loop.returns[0]) if loop is not None else 0.0,
+            "episode_length": int(loop.lengths[0]) if loop is not None else 0,
             "total_steps": self.total_steps,
             "total_episodes": self.total_episodes,
-            "env": get_env_state(self.env) if include_env and self._obs is not None else None,
+            "env": get_env_state(self.env) if include_env and loop is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -149,11 +138,10 @@ class Collector:
         if state["env"] is not None and (resumable or state["episode_id"] is None):
             self.env.reset()  # gymnasium wants a reset before the ALE state is replaced
             set_env_state(self.env, state["env"])
-            self._obs = unpack_frame(state["obs"])
+            self._start_new_game(unpack_frame(state["obs"]).transpose(1, 2, 0))
             self._episode_id = state["episode_id"]
-            self._episode_return = state["episode_return"]
-            self._episode_length = state["episode_length"]
+            self._loop.returns[0] = state["episode_return"]
+            self._loop.lengths[0] = state["episode_length"]
         else:
-            self._obs = None  # the next call starts a new game
+            self._loop = None  # the next call starts a new game
             self._episode_id = None
-            self._episode_return, self._episode_length = 0.0, 0

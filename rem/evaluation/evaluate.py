@@ -5,7 +5,8 @@ The reference waits until every env finished an episode and keeps them all (100 
 with 8 envs -> 104). Here each env gets a fixed quota decided before any episode starts
 (N // K, plus one for the first N % K envs), so exactly N episodes count; an env that met
 its quota keeps stepping with the others but its further episodes are ignored. Because the
-quota is fixed up front, short episodes are not favoured over long ones.
+quota is fixed up front, short episodes are not favoured over long ones. The envs step in
+the episode loop that collection uses too (`rem.data.loop.EpisodeLoop`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from rem.config import EnvConfig
 from rem.data.episode import Episode
+from rem.data.loop import EpisodeLoop, FinishedEpisode
 from rem.envs.vector import make_vector_env
 from rem.games import check_game
 from rem.policy import Policy
@@ -89,52 +92,51 @@ def evaluate(
     try:
         obs, _ = env.reset()
         policy.reset(n)
-        finished = np.zeros(n, dtype=np.int64)
-        running_return = np.zeros(n, dtype=np.float64)
-        running_length = np.zeros(n, dtype=np.int64)
-        results: list[list[tuple[float, int, Episode | None]]] = [[] for _ in range(n)]
-        steps: list[list[tuple]] = [[] for _ in range(n)]  # kept steps of running episodes
-        bar = tqdm(total=episodes, desc=f"evaluate {game}", unit="ep", disable=not progress)
-        while (finished < quota).any():
-            frames = np.ascontiguousarray(obs.transpose(0, 3, 1, 2))  # (n,h,w,3) -> (n,3,h,w)
-            actions = np.asarray(policy.act(frames), dtype=np.int64)
-            obs, rewards, terminated, truncated, _ = env.step(actions)
-            done = terminated | truncated
-            running_return += rewards
-            running_length += 1
-            for i in range(n):
-                if keep_trajectories and finished[i] < quota[i]:
-                    steps[i].append((frames[i], actions[i], rewards[i], done[i]))
-                if not done[i]:
-                    continue
-                if finished[i] < quota[i]:
-                    trajectory = _to_episode(steps[i]) if keep_trajectories else None
-                    results[i].append(
-                        (float(running_return[i]), int(running_length[i]), trajectory)
-                    )
-                    bar.update(1)
-                finished[i] += 1
-                steps[i] = []
-                running_return[i] = 0.0
-                running_length[i] = 0
-            if done.any():
-                policy.reset_rows(done)
-        bar.close()
+        results = _play_quotas(
+            env, obs, policy, quota, keep=keep_trajectories, progress=progress, game=game
+        )
     finally:
         env.close()
-    flat = [r for per_env in results for r in per_env]
+    flat = [ep for per_env in results for ep in per_env]
     return EvalResult(
         game=game,
         episodes=episodes,
-        returns=[r[0] for r in flat],
-        lengths=[r[1] for r in flat],
+        returns=[ep.total_return for ep in flat],
+        lengths=[ep.length for ep in flat],
         seed=seed,
         num_envs=n,
         seconds=time.perf_counter() - start_time,
-        trajectories=[r[2] for r in flat] if keep_trajectories else None,
+        trajectories=[ep.episode for ep in flat] if keep_trajectories else None,
     )
 
 
-def _to_episode(steps: list[tuple]) -> Episode:
-    frames, actions, rewards, ends = zip(*steps)
-    return Episode(np.stack(frames), np.array(actions), np.array(rewards), np.array(ends))
+def _play_quotas(
+    env: gym.vector.VectorEnv,
+    obs: np.ndarray,
+    policy: Policy,
+    quota: np.ndarray,
+    *,
+    keep: bool,
+    progress: bool,
+    game: str,
+) -> list[list[FinishedEpisode]]:
+    """Step every env until each has finished its quota -> per env, its counted episodes."""
+
+    def step_envs(actions: np.ndarray):
+        obs, rewards, terminated, truncated, _ = env.step(actions)
+        return obs, rewards, terminated | truncated
+
+    loop = EpisodeLoop(step_envs, obs)
+    finished = np.zeros(len(quota), dtype=np.int64)
+    results: list[list] = [[] for _ in quota]
+    with tqdm(
+        total=int(quota.sum()), desc=f"evaluate {game}", unit="ep", disable=not progress
+    ) as bar:
+        while (finished < quota).any():
+            loop.keep = keep & (finished < quota)  # an env past its quota keeps nothing
+            for ep in loop.step(policy):
+                if finished[ep.env] < quota[ep.env]:
+                    results[ep.env].append(ep)
+                    bar.update(1)
+                finished[ep.env] += 1
+    return results
