@@ -296,7 +296,7 @@ def test_slurm_packs_k_runs_in_one_job_each_resumable(cluster, tmp_path):
             line for line in (logs / f"{s}.attempts.log").read_text().splitlines()
             if line.startswith("== job start")
         ]  # fmt: skip
-        assert len(headers) == 2, headers  # the pack job and its retry
+        assert len(headers) >= 2, headers  # the pack job and its retry(s)
         jobs.append([h.split("(SLURM job ")[1].split(")")[0] for h in headers])
     # Both runs trained inside one SLURM job, and were retried together (the rule's
     # `retries` restart the pack inside its job while the job still holds its GPU).
