@@ -70,7 +70,7 @@ def measured_epoch(args: Any) -> list[BenchResult]:
             preset="quick",
             log=lambda _: None,
         )
-        trainer._setup(None)
+        trainer.setup()
         first_full = (
             max(
                 cfg.training.tokenizer.start_after_epochs,
@@ -80,16 +80,16 @@ def measured_epoch(args: Any) -> list[BenchResult]:
             + 1
         )
         for epoch in range(1, first_full):  # warm-up: fill the replay, start the components
-            trainer._epoch(epoch)
-        records = [trainer._epoch(epoch) for epoch in range(first_full, first_full + repeats)]
+            trainer.run_epoch(epoch)
+        records = [trainer.run_epoch(epoch) for epoch in range(first_full, first_full + repeats)]
         eval_times, mem = measure(
-            lambda: trainer._evaluate(first_full + repeats),
+            lambda: trainer.evaluate(first_full + repeats),
             device=args.device,
             warmup=0,
             repeats=repeats,
             budget_s=args.budget,
         )
-        trainer.env.close()
+        trainer.close()
     phases = ["collection", "tokenizer", "world_model", "actor_critic"]
     out = []
     for phase in phases + ["epoch"]:
@@ -99,7 +99,7 @@ def measured_epoch(args: Any) -> list[BenchResult]:
             f"measured_{phase}",
             "tiny",
             str(args.device),
-            f"Trainer._epoch phase '{phase}' (quick preset)",
+            f"Trainer.run_epoch phase '{phase}' (quick preset)",
             times,
             memory=mem,
             config={
@@ -117,7 +117,7 @@ def measured_epoch(args: Any) -> list[BenchResult]:
         "measured_evaluation",
         "tiny",
         str(args.device),
-        f"Trainer._evaluate ({cfg.evaluation.episodes} episodes, {cfg.evaluation.num_envs} envs, component evals)",
+        f"Trainer.evaluate ({cfg.evaluation.episodes} episodes, {cfg.evaluation.num_envs} envs, component evals)",
         eval_times,
         memory=mem,
         config={"preset": "quick", "game": args.game},

@@ -67,12 +67,12 @@ def trained(tmp_path_factory):
             run_dir=tmp_path_factory.mktemp("sprite"),
             log=lambda line: None,
         )
-        trainer._setup(None)
+        trainer.setup()
         records = []
         for epoch, (tokenizer_steps, world_model_steps) in enumerate(SCHEDULE, start=1):
             cfg.training.tokenizer.steps_per_epoch = tokenizer_steps
             cfg.training.world_model.steps_per_epoch = world_model_steps
-            records.append(trainer._epoch(epoch))
+            records.append(trainer.run_epoch(epoch))
     finally:
         patch.undo()
     held_out = collect_held_out(

@@ -316,3 +316,33 @@ def test_run_dir_lock_is_exclusive(tmp_path):
         pass
     with run.lock():  # released
         pass
+
+
+def test_public_trainer_api_follows_the_component_table(tmp_path):
+    """`setup` builds one sampler per row of the component table, with the row's shape; the
+    replay bounds of the config reach the replay; `run_epoch` runs an epoch."""
+    from rem.config import load_config
+    from rem.training.components import COMPONENTS
+    from rem.training.trainer import Trainer
+
+    cfg = load_config("quick", None, ["collection.replay_max_steps=150"])
+    trainer = Trainer(cfg, game="Pong", seed=0, variant="rem", run_dir=tmp_path, log=print)
+    trainer.setup()
+    try:
+        shapes = {
+            name: (s.batch_size, s.segment_length, s.context, s.padding)
+            for name, s in trainer.samplers.items()
+        }
+        assert shapes == {
+            "tokenizer": (cfg.training.tokenizer.batch_size, 1, 0, "right"),
+            "world_model": (cfg.training.world_model.batch_size, 6, 2, "right"),
+            "actor_critic": (cfg.training.actor_critic.batch_size, 5, 2, "left"),
+        }
+        assert [c.name for c in trainer.components] == [s.name for s in COMPONENTS]
+        record = trainer.run_epoch(1)  # 100 collected steps, nothing trains yet
+        assert record["collection/steps"] == 100 and "tokenizer/train/loss" not in record
+        trainer.collector.collect(trainer.train_policy, 300)  # > one 250-step Pong episode
+        assert trainer.replay.max_steps == 150 and trainer.replay.num_evicted >= 1
+        assert trainer.replay.num_steps <= 150 or len(trainer.replay) == 1
+    finally:
+        trainer.close()

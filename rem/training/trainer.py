@@ -19,7 +19,6 @@ with `run.deterministic=true` on CPU a killed-and-resumed run equals an uninterr
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from rem.evaluation.world_model_eval import (
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
+from rem.training.components import COMPONENTS, TOKENIZER, WORLD_MODEL, ComponentSpec
 from rem.training.health import (
     NonFiniteError,
     check_phase,
@@ -59,7 +59,7 @@ from rem.training.health import (
 from rem.training.media import EpisodeSaver, save_reconstructions
 from rem.training.metrics import MetricsLogger, read_metrics
 from rem.training.run_dir import RunDir, device_info
-from rem.training.step import Metrics, optimizer_step, summarise_phase
+from rem.training.step import optimizer_step, summarise_phase
 from rem.utils.device import resolve_device
 from rem.utils.faults import maybe_kill, watch
 from rem.utils.rng import (
@@ -79,17 +79,18 @@ from rem.utils.rng import (
 
 @dataclass
 class Component:
-    """One trained module with its optimiser, schedule, batch source and loss."""
+    """A row of the component table (rem.training.components) bound to this run's module,
+    optimiser and training sampler."""
 
-    name: str
+    spec: ComponentSpec
     module: nn.Module
     optimizer: torch.optim.Optimizer
+    sampler: SegmentSampler
     cfg: ComponentTrainingConfig
-    sampler: Any  # SegmentSampler
-    loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, Metrics]]
 
-    def active(self, epoch: int) -> bool:
-        return epoch > self.cfg.start_after_epochs and self.cfg.steps_per_epoch > 0
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 class Trainer:
@@ -121,17 +122,12 @@ class Trainer:
         enabled = self.cfg.run.bf16 and self.device.type == "cuda"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def _setup(self, replay_dir: Path | None) -> None:
-        """Build everything; `replay_dir` = the checkpoint's replay when resuming."""
-
+    def setup(self, replay_dir: Path | None = None) -> None:
+        """Build the agent, optimisers, replay, train env, collector, policies and the
+        components; `replay_dir` = the checkpoint's replay when resuming. `fit` calls it;
+        benchmarks call it, then `run_epoch` and `evaluate`, and finally `close`."""
         cfg, device = self.cfg, self.device
-        configure_determinism(cfg.run.deterministic)
-        if cfg.run.torch_threads:
-            torch.set_num_threads(cfg.run.torch_threads)
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = cfg.run.tf32
-            torch.backends.cudnn.allow_tf32 = cfg.run.tf32
-        seed_everything(self.seed)
+        self._configure_torch()
         self.num_actions = num_actions(self.game)
         # Resuming: the checkpoint holds the frozen LPIPS tensors, no weight files needed.
         self.agent = build_agent(
@@ -152,6 +148,40 @@ class Trainer:
         )
         self.collector = Collector(self.env, self.replay, burn_in=cfg.actor_critic.burn_in)
         self.to_device = lambda batch: batch_to_device(batch, device)
+        self._build_policies()
+        self.components = [
+            Component(
+                spec,
+                getattr(self.agent, spec.name),
+                getattr(self.optimizers, spec.name),
+                spec.sampler(
+                    cfg,
+                    self.replay,
+                    np.random.default_rng(derived_seed(self.seed, SEED_SAMPLER, i)),
+                    pin_memory=device.type == "cuda",
+                ),
+                spec.schedule(cfg),
+            )
+            for i, spec in enumerate(COMPONENTS)
+        ]
+        self.samplers = {c.name: c.sampler for c in self.components}
+        self.num_test_episodes = 0
+        media = self.run.media / "episodes"
+        self.savers = {k: EpisodeSaver(media, k) for k in ("train", "test", "imagination")}
+
+    def _configure_torch(self) -> None:
+        cfg = self.cfg
+        configure_determinism(cfg.run.deterministic)
+        if cfg.run.torch_threads:
+            torch.set_num_threads(cfg.run.torch_threads)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = cfg.run.tf32
+            torch.backends.cudnn.allow_tf32 = cfg.run.tf32
+        seed_everything(self.seed)
+
+    def _build_policies(self) -> None:
+        """Train policy (temperature 1, epsilon 0.01) and test policy (temperature 0.5)."""
+        cfg, device = self.cfg, self.device
         policies = {}
         for name, temperature, epsilon, purpose in (
             (
@@ -175,52 +205,9 @@ class Trainer:
         self.train_policy = watch(policies["train"], "collect")
         self.test_policy = watch(policies["test"], "evaluate")
 
-        tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
-        context = cfg.world_model.context_length
-        agent = self.agent
-        # One sampler per component: (batch, segment length, context, padding):
-        # docs/protocol.md#segment-sampling.
-        shapes = {
-            "tokenizer": (tok.batch_size, 1, 0, "right"),
-            "world_model": (wm.batch_size, cfg.world_model.max_blocks, context, "right"),
-            "actor_critic": (ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left"),
-        }
-        self.samplers = {
-            name: SegmentSampler(
-                self.replay,
-                batch_size=b,
-                segment_length=s,
-                context=c,
-                padding=pad,
-                rng=np.random.default_rng(derived_seed(self.seed, SEED_SAMPLER, i)),
-                pin_memory=self.device.type == "cuda",
-            )
-            for i, (name, (b, s, c, pad)) in enumerate(shapes.items())
-        }
-        # metrics stay on the device: a phase reads them once at its end (rem.training.step)
-        losses = {
-            "tokenizer": lambda batch: agent.tokenizer.compute_loss(batch, metrics_as_tensors=True),
-            "world_model": lambda batch: agent.world_model.compute_loss(
-                batch, agent.tokenizer, metrics_as_tensors=True
-            ),
-            "actor_critic": lambda batch: agent.actor_critic.compute_loss(
-                batch, agent.tokenizer, agent.world_model, metrics_as_tensors=True
-            ),
-        }
-        self.components = [
-            Component(
-                name,
-                getattr(agent, name),
-                getattr(self.optimizers, name),
-                getattr(cfg.training, name),
-                self.samplers[name],
-                losses[name],
-            )
-            for name in ("tokenizer", "world_model", "actor_critic")
-        ]
-        self.num_test_episodes = 0
-        media = self.run.media / "episodes"
-        self.savers = {k: EpisodeSaver(media, k) for k in ("train", "test", "imagination")}
+    def close(self) -> None:
+        """Close the train env (its emulator)."""
+        self.env.close()
 
     # ------------------------------------------------------------------ state
 
@@ -280,7 +267,8 @@ class Trainer:
         comp.sampler.rebuild()  # snapshot of the replay as this component's epoch starts
         params = [p for group in comp.optimizer.param_groups for p in group["params"]]
         rows, norms = [], []
-        loss_fn = nan_hook(comp.name, epoch, comp.loss)  # comp.loss itself unless a test asks
+        # the table's loss on this agent (nan_hook returns it as is unless a test asks)
+        loss_fn = nan_hook(comp.name, epoch, lambda batch: comp.spec.loss(self.agent, batch))
         steps = range(comp.cfg.steps_per_epoch)
         bar = tqdm(
             steps, desc=f"epoch {epoch} {comp.name}", leave=False, disable=not self.show_progress
@@ -315,11 +303,10 @@ class Trainer:
         )
 
     @torch.no_grad()
-    def _evaluate(self, epoch: int) -> dict[str, Any]:
-        """docs/protocol.md#evaluation-block: fresh test episodes, then component evaluations on them."""
-        cfg, agent = self.cfg, self.agent
-        tok, wm, ac = cfg.training.tokenizer, cfg.training.world_model, cfg.training.actor_critic
-        context = cfg.world_model.context_length
+    def evaluate(self, epoch: int) -> dict[str, Any]:
+        """The evaluation block (docs/protocol.md#evaluation-block): fresh test episodes, then
+        the components' evaluations on them."""
+        cfg = self.cfg
         result = self._test_episodes(
             cfg.evaluation.episodes, derived_seed(self.seed, SEED_EVAL, epoch), keep=True
         )
@@ -337,38 +324,11 @@ class Trainer:
                 self.savers["test"].save(episode, self.num_test_episodes + episode_id, epoch)
         self.num_test_episodes += len(result.trajectories)
         rng = np.random.default_rng(derived_seed(self.seed, SEED_EVAL, epoch, 1))
-
-        def sampler(batch: int, length: int, ctx: int, padding: str) -> SegmentSampler | None:
-            s = SegmentSampler(
-                test, batch_size=batch, segment_length=length, context=ctx, padding=padding, rng=rng
-            )
-            return s if s.rebuild() > 0 else None
-
         with self._autocast():
-            if epoch > tok.start_after_epochs and (s := sampler(tok.batch_size, 1, 0, "right")):
-                rows = [
-                    agent.tokenizer.compute_loss(
-                        self.to_device(s.sample()), metrics_as_tensors=True
-                    )[1]
-                    for _ in range(math.ceil(len(s) / tok.batch_size))
-                ]  # every test frame once (the last batch wraps around)
-                metrics.update(summarise_phase(rows, "tokenizer/eval"))
-            s = sampler(wm.batch_size, cfg.world_model.max_blocks, context, "right")
-            if epoch > wm.start_after_epochs and s is not None:
-                n = max(1, math.ceil(len(s) / 10 / wm.batch_size))  # ~ a tenth of the sequences
-                rows = [
-                    agent.world_model.compute_loss(
-                        self.to_device(s.sample()), agent.tokenizer, metrics_as_tensors=True
-                    )[1]
-                    for _ in range(n)
-                ]
-                metrics.update(summarise_phase(rows, "world_model/eval"))
-            s = sampler(ac.batch_size, cfg.actor_critic.burn_in + 1, context, "left")
-            if epoch > ac.start_after_epochs and s is not None:
-                metrics.update(self._inspect_imagination(s.sample(), epoch))
-        if epoch > wm.start_after_epochs:  # WM figures vs baselines on held-out steps
+            metrics.update(self._evaluate_components(test, rng, epoch))
+        if WORLD_MODEL.started(cfg, epoch):  # world-model figures vs baselines, held-out steps
             figures, _ = evaluate_run_world_model(
-                agent,
+                self.agent,
                 cfg,
                 self.game,
                 self.seed,
@@ -379,13 +339,37 @@ class Trainer:
                 autocast=self._autocast(),
             )
             metrics.update(figures.flat())
-        if cfg.run.save_media and epoch > tok.start_after_epochs:
-            s = sampler(3, 10, 0, "right")
-            if s is not None:
-                x = self.to_device(s.sample())["observations"]
-                recon = agent.tokenizer.reconstruct(x.flatten(0, 1)).view_as(x)
-                save_reconstructions(self.run.media / "reconstructions", epoch, x, recon)
+        if cfg.run.save_media and TOKENIZER.started(cfg, epoch):
+            self._save_reconstructions(test, rng, epoch)
         return metrics
+
+    def _evaluate_components(
+        self, test: Replay, rng: np.random.Generator, epoch: int
+    ) -> dict[str, Any]:
+        """Each started component on the test episodes, with its own sampler shape: the
+        tokenizer and world-model losses, the actor-critic's imagination inspection."""
+        metrics: dict[str, Any] = {}
+        for spec in COMPONENTS:
+            sampler = spec.sampler(self.cfg, test, rng)
+            if not spec.started(self.cfg, epoch) or sampler.rebuild() == 0:
+                continue
+            if spec.eval_batches is None:
+                metrics.update(self._inspect_imagination(sampler.sample(), epoch))
+                continue
+            batches = spec.eval_batches(len(sampler), sampler.batch_size)
+            rows = [
+                spec.loss(self.agent, self.to_device(sampler.sample()))[1] for _ in range(batches)
+            ]
+            metrics.update(summarise_phase(rows, f"{spec.name}/eval"))
+        return metrics
+
+    def _save_reconstructions(self, test: Replay, rng: np.random.Generator, epoch: int) -> None:
+        """Tokenizer reconstructions of 3 test segments of 10 frames (media/reconstructions)."""
+        sampler = SegmentSampler(test, batch_size=3, segment_length=10, rng=rng)
+        if sampler.rebuild() > 0:
+            x = self.to_device(sampler.sample())["observations"]
+            recon = self.agent.tokenizer.reconstruct(x.flatten(0, 1)).view_as(x)
+            save_reconstructions(self.run.media / "reconstructions", epoch, x, recon)
 
     def _inspect_imagination(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
         """One imagination rollout from test segments; returns, lengths, actions."""
@@ -441,42 +425,13 @@ class Trainer:
 
     def _fit(self) -> dict[str, Any]:
         cfg, run = self.cfg, self.run
-        if read_latest(run.checkpoints) is None:  # never start over a run that had checkpoints
-            run.check_fresh_start(min(cfg.run.checkpoint_every, cfg.run.epochs))
-        clean_debris(run.checkpoints)
-        start, state, folder = 1, None, None
-        if read_latest(run.checkpoints) is not None:
-            state, folder = load_checkpoint(
-                run.checkpoints, map_location=self.device, fallback=True, warn=self.log
-            )
-        self._setup(folder / "replay" if folder is not None else None)
-        if state is not None:
-            self._load(state)
-            start = state["epoch"] + 1
-            self.log(f"resuming {run.path} from the checkpoint of epoch {state['epoch']}")
-        extra = {
-            "preset": self.preset,
-            "overrides": self.overrides,
-            "env_id": f"{self.game}NoFrameskip-v4",
-            "perceptual_loss": cfg.tokenizer.perceptual_loss,
-            **device_info(self.device),
-        }
-        run.start_session(self.identity, extra, from_epoch=start - 1)
-        logger = MetricsLogger(
-            run.metrics,
-            tensorboard_dir=run.path / "tensorboard" if cfg.run.tensorboard else None,
-            wandb_config={"name": f"{self.game}-{self.variant}-{self.seed}"}
-            if cfg.run.wandb
-            else None,
-        )
-        logger.truncate(start - 1)  # drop lines a killed process wrote after its checkpoint
-        if note := previous_failures_note(run.path):
-            self.log(note)  # a retried deterministic failure says so in every attempt's log
+        start = self._start_or_resume()
+        logger = self._open_logger(start)
         elapsed = training_seconds(read_metrics(run.metrics))  # kept epochs (rem status)
         try:
             for epoch in range(start, cfg.run.epochs + 1):
                 maybe_kill("epoch_start", epoch)
-                record = self._epoch(epoch)
+                record = self.run_epoch(epoch)
                 elapsed += record["time/epoch"]
                 record["time/elapsed"] = elapsed
                 logger.log(record)
@@ -501,14 +456,57 @@ class Trainer:
             raise
         finally:
             logger.close()
-            self.env.close()
+            self.close()
         run.finish(scores)
         self.log(
             f"done: mean return {scores['mean_return']:.2f} over {scores['episodes']} episodes"
         )
         return scores
 
-    def _epoch(self, epoch: int) -> dict[str, Any]:
+    def _start_or_resume(self) -> int:
+        """Set up from the committed checkpoint if there is one (else from scratch), open the
+        session in the manifest -> the first epoch to run."""
+        cfg, run = self.cfg, self.run
+        if read_latest(run.checkpoints) is None:  # never start over a run that had checkpoints
+            run.check_fresh_start(min(cfg.run.checkpoint_every, cfg.run.epochs))
+        clean_debris(run.checkpoints)
+        start, state, folder = 1, None, None
+        if read_latest(run.checkpoints) is not None:
+            state, folder = load_checkpoint(
+                run.checkpoints, map_location=self.device, fallback=True, warn=self.log
+            )
+        self.setup(folder / "replay" if folder is not None else None)
+        if state is not None:
+            self._load(state)
+            start = state["epoch"] + 1
+            self.log(f"resuming {run.path} from the checkpoint of epoch {state['epoch']}")
+        extra = {
+            "preset": self.preset,
+            "overrides": self.overrides,
+            "env_id": f"{self.game}NoFrameskip-v4",
+            "perceptual_loss": cfg.tokenizer.perceptual_loss,
+            **device_info(self.device),
+        }
+        run.start_session(self.identity, extra, from_epoch=start - 1)
+        return start
+
+    def _open_logger(self, start: int) -> MetricsLogger:
+        cfg, run = self.cfg, self.run
+        logger = MetricsLogger(
+            run.metrics,
+            tensorboard_dir=run.path / "tensorboard" if cfg.run.tensorboard else None,
+            wandb_config={"name": f"{self.game}-{self.variant}-{self.seed}"}
+            if cfg.run.wandb
+            else None,
+        )
+        logger.truncate(start - 1)  # drop lines a killed process wrote after its checkpoint
+        if note := previous_failures_note(run.path):
+            self.log(note)  # a retried deterministic failure says so in every attempt's log
+        return logger
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch (collection, the components' training, an evaluation when due) -> its
+        metrics record; `setup` first."""
         cfg = self.cfg
         record: dict[str, Any] = {"epoch": epoch}
         timer = time.perf_counter()
@@ -518,7 +516,7 @@ class Trainer:
         self.agent.train()
         for comp in self.components:
             t0 = time.perf_counter()
-            if comp.active(epoch):
+            if comp.spec.active(cfg, epoch):
                 record.update(self._train_component(comp, epoch))
             comp.module.eval()
             record[f"time/{comp.name}"] = time.perf_counter() - t0
@@ -528,7 +526,7 @@ class Trainer:
             and epoch >= cfg.training.tokenizer.start_after_epochs
             and epoch < cfg.run.epochs
         ):
-            record.update(self._evaluate(epoch))
+            record.update(self.evaluate(epoch))
         record["time/evaluation"] = time.perf_counter() - t0
         record["time/epoch"] = time.perf_counter() - timer
         self.log(_epoch_line(record, cfg.run.epochs))
