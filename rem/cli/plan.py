@@ -57,7 +57,7 @@ def _h(hours: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rem.ops.plan import BENCH_DIR, find_measurement, plan
-    from rem.ops.sweep import SweepError, load_sweep
+    from rem.ops.sweep import SweepError, display_path, load_sweep
 
     if args.gpus < 1:
         raise UserError(f"--gpus {args.gpus}: give the number of GPUs, at least 1")
@@ -93,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     per_variant = ", ".join(f"{v} {n}" for v, n in result.runs.items())
     epochs = sorted(set(result.epochs.values()))
     print(
-        f"config: {' + '.join(result.config)} (preset {result.preset}): {total} runs "
+        f"config: {' + '.join(map(display_path, result.config))} (preset {result.preset}): "
+        f"{total} runs "
         f"({per_variant}), {'/'.join(map(str, epochs))} epochs each"
     )
     m = result.measurement
     print(f"measurement: {m.source}")
     print(f"device: {m.device}")
-    hours = ", ".join(f"{v} {s / 3600:.2f} h" for v, s in m.per_run_s.items())
+    hours = ", ".join(f"{v} {_h(s / 3600)}" for v, s in m.per_run_s.items())
     print(f"one run: {hours}")
     for note in m.notes + result.notes:
         print(f"note: {note}")

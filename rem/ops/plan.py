@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rem.ops.sweep import ROOT, Sweep, SweepError, variant_epochs
+from rem.ops.sweep import ROOT, Sweep, SweepError, display_path, variant_epochs
 
 BENCH_DIR = ROOT / "benchmarks" / "out"
 REDUCE = 8  # batch divisor of the benchmarks' "reduced" size (benchmarks/model_bench.py)
@@ -195,7 +195,7 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
         if ev:
             notes.append(f"evaluation time assumes {ev}")
         source = (
-            f"benchmark {path} ({when}): composed_epoch, size {composed.get('size')}, "
+            f"benchmark {display_path(path)} ({when}): composed_epoch, size {composed.get('size')}, "
             f"{basis}, {run_s / 3600:.2f} h per {PAPER_SCHEDULE_EPOCHS}-epoch run"
         )
         on_cpu = "cpu" in str((payload.get("options") or {}).get("device", ""))
@@ -219,7 +219,7 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
             per_run[v] = n * statistics.median(epoch["times_s"]) + n // cfg.evaluation.every * ev
         notes.append("every epoch counted as a full one (the first epochs train less)")
         return Measurement(
-            f"benchmark {path} ({when}): measured_epoch (the trainer's own epochs, quick preset)",
+            f"benchmark {display_path(path)} ({when}): measured_epoch (the trainer's own epochs, quick preset)",
             device,
             per_run,
             statistics.median(per_run.values()),

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from rem.ops.status import STATES, SweepStatus, coverage, fmt_duration
+from rem.ops.sweep import display_path
 
 STYLE = {
     "pending": "dim",
@@ -25,16 +26,6 @@ COLOUR = {  # the PNG's
     "failed": "#d1495b",
     "completed": "#66a182",
 }
-
-
-def _display(path: str) -> str:
-    """A config path as the user knows it: the checkout's own relative to the checkout."""
-    from rem.ops.sweep import ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return path
 
 
 def _number(x: float | None, digits: int = 4) -> str:
@@ -215,7 +206,7 @@ def coverage_text(status: SweepStatus, width: int):
 
 def print_status(status: SweepStatus, console, states: set[str] | None = None, grid: bool = True):
     source = (
-        ", ".join(_display(c) for c in status.config)
+        ", ".join(display_path(c) for c in status.config)
         if status.config
         else "run folders only (no config)"
     )

@@ -74,6 +74,14 @@ class Sweep:
         return gpus / self.runs_per_gpu if gpus == 1 else float(gpus)
 
 
+def display_path(path: str | Path) -> str:
+    """A path as the user knows it: one inside this checkout relative to the checkout."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Snakemake's config merge: nested mappings merged key by key, anything else replaced."""
     for key, value in update.items():
