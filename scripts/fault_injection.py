@@ -294,11 +294,19 @@ def make_reference(workdir: Path, game: str = GAME, seed: int = RUN_SEED) -> tup
 
 
 def chains(moments: list[Moment], size: int, seed: int) -> list[list[Moment]]:
-    """Random groups of `size` moments, each in run order (a chain of kills)."""
-    order = np.random.default_rng(seed + 1).permutation(len(moments))
-    shuffled = [moments[i] for i in order]
-    groups = [shuffled[i : i + size] for i in range(0, len(shuffled), size)]
-    return [sorted(g, key=lambda m: m.index) for g in groups]
+    """Random groups of `size` moments, each in run order (a chain of kills). At most one
+    `finish` moment per group: after a kill there, the next process finds the run finished
+    and only writes COMPLETED, so no later moment of the run is reached again."""
+    rng = np.random.default_rng(seed + 1)
+    last = [m for m in moments if m.category == "finish"]
+    rest = [m for m in moments if m.category != "finish"]
+    rest = [rest[i] for i in rng.permutation(len(rest))]
+    groups: list[list[Moment]] = [[] for _ in range(max(1, -(-len(moments) // size)))]
+    for i, m in enumerate(last):
+        groups[i % len(groups)].append(m)
+    for m in rest:
+        min(groups, key=len).append(m)
+    return [sorted(g, key=lambda m: m.index) for g in groups if g]
 
 
 def summary(attempts: list[Attempt]) -> list[dict[str, Any]]:
