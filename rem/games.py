@@ -50,6 +50,13 @@ ABLATION_GAMES: tuple[str, ...] = (
     "RoadRunner",
 )
 
+# Named game sets a workflow config's variant entry may use instead of a list of games (the
+# workflow, `rem status` / `rem plan` and the preliminary report expand them the same way).
+GAME_SETS: dict[str, tuple[str, ...]] = {
+    "atari100k": ATARI_100K_GAMES,
+    "ablation8": ABLATION_GAMES,
+}
+
 ENV_ID_SUFFIX = "NoFrameskip-v4"
 
 

@@ -4,7 +4,7 @@ The workflow (Snakefile, workflow/rules/common.smk) reads `config/config.yaml` a
 `--configfile` on top (nested mappings merged, lists replaced), validates the result against
 `workflow/schemas/config.schema.yaml` and expands every variant entry into games x seeds.
 `load_sweep` does the same so that `rem status` / `rem plan` see exactly the workflow's runs;
-`GAME_SETS` is the one definition of the named game sets, imported by common.smk too.
+The named game sets are `rem.games.GAME_SETS`, which common.smk imports too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from rem.games import ABLATION_GAMES, ATARI_100K_GAMES
+from rem.games import GAME_SETS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
@@ -24,12 +24,6 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 # libyaml's parser when PyYAML has it: `rem status` parses the config and the schema each time.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# Named game sets a variant entry may use instead of a list of games.
-GAME_SETS: dict[str, list[str]] = {
-    "atari100k": list(ATARI_100K_GAMES),
-    "ablation8": list(ABLATION_GAMES),
-}
 
 
 class SweepError(ValueError):

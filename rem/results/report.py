@@ -32,12 +32,11 @@ from rem.results.aggregates import METRIC_LABELS, METRICS
 from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
 from rem.results.checks import run_count_note
 from rem.results.paths import display_path
-from rem.results.runs import RunKey, ScoreError, finished_runs, read_score
+from rem.results.runs import TIDY_COLUMNS, RunKey, ScoreError, finished_runs, read_score
 from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
 from rem.results.settings import ResultsConfig
 from rem.utils.atomic import atomic_write_text
 
-TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
 # metrics.jsonl keys, most preferred first: the reference's names, then what rem train logs.
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
 TRAIN_RETURN_KEYS = ("train_dataset/return", "collection/return", "train/return")

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from rem.games import ABLATION_GAMES, ATARI_100K_GAMES, UnknownGameError, check_game
+from rem.games import GAME_SETS, UnknownGameError, check_game
 from rem.results.paths import project_root
-
-GAME_SETS = {"atari100k": tuple(ATARI_100K_GAMES), "ablation8": tuple(ABLATION_GAMES)}
+from rem.results.scores import References
 
 
 class ScoreError(ValueError):
@@ -68,6 +68,27 @@ def read_score(path: Path, variant: str, game: str, seed: int) -> tuple[float, i
         if got is not None and got != want:
             raise ScoreError(f"{path}: {key} is {got!r} but the run is {want!r}")
     return raw, len(returns)
+
+
+# The tidy score table of the workflow (`collect` rule) and of the preliminary report.
+TIDY_COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
+
+
+def score_table(runs: Iterable[tuple[str, str, int, str | Path]], refs: References) -> pd.DataFrame:
+    """One row per run, from (variant, game, seed, score file): the TIDY_COLUMNS, sorted by
+    variant, game and seed. `raw_score` is the mean return of the run's final evaluation
+    episodes; `hns` its human-normalised score with `refs`. ScoreError names a bad file."""
+    rows = []
+    for variant, game, seed, path in runs:
+        raw, episodes = read_score(Path(path), variant, game, int(seed))
+        rows.append((variant, game, int(seed), raw, float(refs.hns(game, raw)), episodes))
+    table = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
+    return table.sort_values(["variant", "game", "seed"], ignore_index=True)
+
+
+def table_csv(table: pd.DataFrame) -> str:
+    """CSV text of a table, floats at full precision (repr), no index."""
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 def _merge(base: dict, top: dict) -> dict:

@@ -18,8 +18,7 @@ rule collect:
     conda:
         ENV_FILE
     params:
-        runs=" ".join(f"{v}:{g}:{s}:{score_file(v, g, s)}" for v, g, s in RUNS),
+        runs=[(v, g, s, score_file(v, g, s)) for v, g, s in RUNS],
         published=published_dir(),
-    shell:
-        "collect_scores.py --published {params.published:q} "
-        "--out {output.table:q} {params.runs} > {log:q} 2>&1"
+    script:
+        "../scripts/collect_scores.py"

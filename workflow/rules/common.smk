@@ -13,30 +13,27 @@ from pathlib import Path
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
 from rem.config import ConfigError, available, load_config
 from rem.results.settings import ResultsConfigError, results_config_from_dict
-from rem.games import UnknownGameError, check_game
+from rem.results.studies import cli_flags
 
-# Named game sets a variant entry may use instead of a list (one definition, shared with
-# `rem status` / `rem plan`, which expand the same config into the same runs).
-from rem.ops.sweep import GAME_SETS
+# GAME_SETS: named game sets a variant entry may use instead of a list (one definition, shared
+# with `rem status` / `rem plan`, which expand the same config into the same runs).
+from rem.games import GAME_SETS, UnknownGameError, check_game
 
 
 envvars:
     "PATH",
 
 
-# Jobs call `rem` and the helper scripts by name. The interpreter running Snakemake has `rem`
-# installed (a dependency of the project), so its bin folder goes first on PATH, and so do
-# workflow/scripts: this works without an activated virtual environment, and on SLURM nodes
-# too (the executor submits with --export=ALL).
+# Jobs call `rem` by name. The interpreter running Snakemake has `rem` installed (a
+# dependency of the project), so its bin folder goes first on PATH: this works without an
+# activated virtual environment, and on SLURM nodes too (the executor submits with
+# --export=ALL).
 os.environ["PATH"] = os.pathsep.join(
-    [
-        str(Path(workflow.basedir) / "workflow" / "scripts"),
-        str(Path(sys.executable).parent),
-        os.environ.get("PATH", ""),
-    ]
+    [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
 )
 # The software environment of every rule (used with --sdm conda).
 ENV_FILE = "../../environment.yml"
@@ -69,41 +66,39 @@ def _hint(schema, error):
     return " ".join(hints[-1].split())
 
 
-def _fill_defaults(cfg, schema):
-    """Top-level and one-level-nested `default`s from the schema (the config stays explicit)."""
-    for key, sub in schema["properties"].items():
-        if "default" in sub:
-            cfg.setdefault(key, sub["default"])
-        if sub.get("type") == "object" and "properties" in sub and key in cfg:
-            for inner, inner_sub in sub["properties"].items():
-                if "default" in inner_sub:
-                    cfg[key].setdefault(inner, inner_sub["default"])
-
-
 def check_config(cfg, schema_path):
-    """Validate the merged config against the JSON schema; errors name the key and the fix."""
+    """Validate the merged config against the JSON schema and fill in the schema's defaults
+    (snakemake.utils.validate). A mistake stops the workflow with every wrong key, each with
+    the fix the schema describes."""
+    try:
+        validate(cfg, schema_path, set_default=True)
+    except WorkflowError:
+        raise WorkflowError(config_errors(cfg, schema_path)) from None
+
+
+def config_errors(cfg, schema_path):
+    """Every schema violation of `cfg`, one key and its fix per entry (the message of a
+    failed `check_config`)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(
         validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]
     )
-    if errors:
-        lines = []
-        for err in errors:
-            # `oneOf` failures are clearer as the single branch that matches the value's type.
-            best = jsonschema.exceptions.best_match([err])
-            if best.validator == "additionalProperties":
-                fix = f"remove it; the keys allowed here are {', '.join(best.schema['properties'])}"
-            else:
-                fix = _hint(schema, best)
-            lines.append(
-                f"  config key {_key(best.absolute_path)}: {best.message}\n    fix: {fix}"
-            )
-        raise WorkflowError(
-            "invalid workflow config (config/config.yaml plus any --configfile/--config):\n"
-            + "\n".join(lines)
+    lines = []
+    for err in errors:
+        # `oneOf` failures are clearer as the single branch that matches the value's type.
+        best = jsonschema.exceptions.best_match([err])
+        if best.validator == "additionalProperties":
+            fix = f"remove it; the keys allowed here are {', '.join(best.schema['properties'])}"
+        else:
+            fix = _hint(schema, best)
+        lines.append(
+            f"  config key {_key(best.absolute_path)}: {best.message}\n    fix: {fix}"
         )
-    _fill_defaults(cfg, schema)
+    return (
+        "invalid workflow config (config/config.yaml plus any --configfile/--config):\n"
+        + "\n".join(lines)
+    )
 
 
 @dataclass(frozen=True)
@@ -199,30 +194,33 @@ def score_file(variant, game, seed):
 
 
 def published_dir():
-    """The published scores: results.published_dir if set, else the ones shipped with the repo."""
-    default = os.path.join(workflow.basedir, "results", "published")
-    return (config.get("results") or {}).get("published_dir", default)
+    """The published scores: results.published_dir if set, else the ones shipped with the
+    repository (relative to the working directory, so also under --directory). The one
+    definition for every rule."""
+    default = os.path.relpath(os.path.join(workflow.basedir, "results", "published"))
+    return config["results"].get("published_dir", default)
 
 
 def results_flags():
-    """Flags of `python -m rem.results` from the config's `results:` section (checked by
-    rem.results.settings at parse time, like the variant overrides)."""
-    section = {**(config.get("results") or {}), "published_dir": published_dir()}
+    """Flags of `python -m rem.results report` from the config's `results:` section (checked
+    by rem.results.settings at parse time, like the variant overrides; the same translation
+    as the paper rules', rem.results.studies.cli_flags)."""
+    section = {**config["results"], "published_dir": published_dir()}
     try:
-        settings = results_config_from_dict(section, source="workflow config")
+        results_config_from_dict(section, source="workflow config")
     except ResultsConfigError as err:
         raise WorkflowError(f"invalid workflow config: {err}")
-    flags = [
-        f"--published-dir {shlex.quote(settings.published_dir)}",
-        f"--seed {settings.seed}",
-    ]
-    flags += [f"--reps-aggregates {settings.reps_aggregates}"]
-    flags += [f"--reps-improvement {settings.reps_improvement}"]
-    return " ".join(flags)
+    return cli_flags(section, profiles=False)
 
 
-def resources(rule_name, key, default):
-    return config.get("resources", {}).get(rule_name, {}).get(key, default)
+def configured_resource(rule_name, key):
+    """A job resource of `rule_name` from the config's `resources:` (defaults in the schema)."""
+    return config["resources"][rule_name][key]
+
+
+def script_path(name):
+    """A helper script of workflow/scripts, shell-quoted, for a rule's shell command."""
+    return shlex.quote(str(Path(workflow.basedir) / "workflow" / "scripts" / name))
 
 
 def packing_mode(cfg):
@@ -231,10 +229,11 @@ def packing_mode(cfg):
     of a GPU (a workstation, train.smk); "per-gpu": one job trains K runs on its GPU (SLURM:
     K runs inside one sbatch job, train_pack.smk)."""
     k, jobs = cfg["packing"]["runs_per_gpu"], cfg["packing"]["jobs"]
-    if k > 1 and resources("train", "gpu", 0) > 1:
+    gpus = cfg["resources"]["train"]["gpu"]
+    if k > 1 and gpus > 1:
         raise WorkflowError(
             f"invalid workflow config: packing.runs_per_gpu {k} shares one GPU between runs, "
-            f"but resources.train.gpu is {resources('train', 'gpu', 0)}; set it to 1"
+            f"but resources.train.gpu is {gpus}; set it to 1"
         )
     return k, jobs
 
@@ -242,7 +241,11 @@ def packing_mode(cfg):
 def gpu_slots():
     """Slots per GPU of Snakemake's `gpu` resource: K when runs share GPUs job by job, else 1."""
     k, jobs = packing_mode(config)
-    return k if k > 1 and jobs == "per-run" and resources("train", "gpu", 0) == 1 else 1
+    return (
+        k
+        if k > 1 and jobs == "per-run" and configured_resource("train", "gpu") == 1
+        else 1
+    )
 
 
 # The preliminary report (workflow/rules/report.smk).
@@ -258,8 +261,7 @@ def finished_score_files(wildcards):
 # The learning benchmark (workflow/rules/learning.smk).
 def learning_setting(key):
     """A key of the config's `learning:` section (its defaults come from the schema)."""
-    defaults = {"random_episodes": 64, "random_seed": 200000, "wm_eval_steps": 1000}
-    return (config.get("learning") or {}).get(key, defaults[key])
+    return config["learning"][key]
 
 
 def variant_files(variant, pattern):

@@ -17,11 +17,11 @@ rule evaluate:
         f"{LOGS_DIR}/benchmarks/evaluate/{{variant}}/{{game}}/{{seed}}.tsv"
     conda:
         ENV_FILE
-    threads: resources("evaluate", "threads", 1)
+    threads: configured_resource("evaluate", "threads")
     resources:
-        gpu=resources("evaluate", "gpu", 0) * gpu_slots(),  # whole GPUs, in slots (train.smk)
-        mem_mb=resources("evaluate", "mem_mb", 4000),
-        runtime=resources("evaluate", "runtime", 60),
+        gpu=configured_resource("evaluate", "gpu") * gpu_slots(),  # whole GPUs, in slots (train.smk)
+        mem_mb=configured_resource("evaluate", "mem_mb"),
+        runtime=configured_resource("evaluate", "runtime"),
     params:
         run_dir=lambda wc: run_dir(wc.variant, wc.game, wc.seed),
         episodes=config["evaluation"]["episodes"],
@@ -34,6 +34,6 @@ rule evaluate:
         ),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        f"with_gpu.py --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
+        f"{script_path('with_gpu.py')} --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
         "rem evaluate --checkpoint {params.run_dir:q} --episodes {params.episodes} "
         "--seed {params.seed} {params.envs} --out {output.scores:q} > {log:q} 2>&1"

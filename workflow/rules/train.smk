@@ -25,11 +25,11 @@ rule train:
     retries: config["retries"]
     conda:
         ENV_FILE
-    threads: resources("train", "threads", 1)
+    threads: configured_resource("train", "threads")
     resources:
-        gpu=resources("train", "gpu", 0),
-        mem_mb=resources("train", "mem_mb", 4000),
-        runtime=resources("train", "runtime", 60),
+        gpu=configured_resource("train", "gpu"),
+        mem_mb=configured_resource("train", "mem_mb"),
+        runtime=configured_resource("train", "runtime"),
     params:
         run_dir=lambda wc: run_dir(wc.variant, wc.game, wc.seed),
         attempts=lambda wc: f"{LOGS_DIR}/train/{wc.variant}/{wc.game}/{wc.seed}.attempts.log",
@@ -41,7 +41,7 @@ rule train:
         '( echo "== job start on $(hostname) at $(date -u +%FT%TZ)'
         ' (SLURM job ${{SLURM_JOB_ID:-none}})"; '
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        f"with_gpu.py --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
+        f"{script_path('with_gpu.py')} --slots {{resources.gpu}} --runs-per-gpu {gpu_slots()} -- "
         "rem train --game {wildcards.game:q} --seed {wildcards.seed} "
         "--variant {wildcards.variant:q} --run-dir {params.run_dir:q} "
         "--preset {params.preset:q} {params.overrides} ) 2>&1 "

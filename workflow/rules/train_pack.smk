@@ -62,14 +62,15 @@ for index, members in enumerate(PACKS):
         retries: config["retries"]
         conda:
             ENV_FILE
-        threads: resources("train", "threads", 1) * len(members)
+        threads: configured_resource("train", "threads") * len(members)
         resources:
-            gpu=resources("train", "gpu", 0),
-            mem_mb=resources("train", "mem_mb", 4000) * len(members),
-            runtime=resources("train", "runtime", 60),
+            gpu=configured_resource("train", "gpu"),
+            mem_mb=configured_resource("train", "mem_mb") * len(members),
+            runtime=configured_resource("train", "runtime"),
         params:
             spec=pack_spec(members),
-            threads=resources("train", "threads", 1),
+            threads=configured_resource("train", "threads"),
         shell:
-            "with_gpu.py --gpus {resources.gpu} -- "
-            "run_pack.py --threads {params.threads} {params.spec:q} > {log:q} 2>&1"
+            f"{script_path('with_gpu.py')} --gpus {{resources.gpu}} -- "
+            f"{script_path('run_pack.py')} --threads {{params.threads}} {{params.spec:q}} "
+            "> {log:q} 2>&1"

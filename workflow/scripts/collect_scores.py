@@ -1,29 +1,39 @@
 #!/usr/bin/env python3
-"""Collect every run's final score into one tidy CSV table.
+"""Collect every run's final score into one tidy CSV table (the workflow's `collect` rule).
 
-    python collect_scores.py --published results/published --out scores.csv \
+Run by Snakemake's `script:` directive (inputs from the `snakemake` object), or by hand:
+
+    python workflow/scripts/collect_scores.py --published results/published --out scores.csv \
         VARIANT:GAME:SEED:SCORE_JSON ...
 
-Columns: variant, game, seed, raw_score, hns, episodes. `raw_score` is the mean return over the
-run's final evaluation episodes (the Atari 100k protocol's per-run score); `hns` is the human-
-normalised score (raw - random) / (human - random) with the references in results/published.
-A score file without returns, or with a game/seed that does not match its run, stops the
-collection with the file named.
+Columns (rem.results.runs.TIDY_COLUMNS): variant, game, seed, raw_score, hns, episodes.
+`raw_score` is the mean return over the run's final evaluation episodes (the Atari 100k
+protocol's per-run score); `hns` is the human-normalised score (raw - random) / (human -
+random) with the references of the published folder. A score file without returns, or with a
+game/seed that does not match its run, stops the collection with the file named.
 """
 
-from __future__ import annotations
-
+# No `from __future__` import: Snakemake's `script:` directive puts its preamble first.
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
-from rem.results.runs import ScoreError, read_score
+from rem.results.runs import ScoreError, score_table, table_csv
 from rem.results.scores import load_references
 from rem.utils.atomic import atomic_write_text
 
-COLUMNS = ("variant", "game", "seed", "raw_score", "hns", "episodes")
+
+def collect(published: str, out: str, runs: list[tuple[str, str, int, str]]) -> int:
+    """Write the table of `runs` (variant, game, seed, score file) to `out` -> exit code."""
+    try:
+        table = score_table(runs, load_references(published))
+    except ScoreError as err:
+        print(f"collect_scores: error: {err}", file=sys.stderr)
+        return 1
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, table_csv(table))
+    print(f"collect_scores: {len(table)} runs -> {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,28 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="CSV table to write")
     parser.add_argument("runs", nargs="+", metavar="VARIANT:GAME:SEED:SCORE_JSON")
     args = parser.parse_args(argv)
-    refs = load_references(args.published)
-    rows = []
-    try:
-        for item in args.runs:
-            variant, game, seed, path = item.split(":", 3)
-            raw, episodes = read_score(Path(path), variant, game, int(seed))
-            hns = float(refs.hns(game, raw))
-            rows.append((variant, game, int(seed), raw, hns, episodes))
-    except ScoreError as err:
-        print(f"collect_scores: error: {err}", file=sys.stderr)
-        return 1
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for variant, game, seed, raw, hns, episodes in rows:
-        writer.writerow((variant, game, seed, repr(raw), repr(hns), episodes))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, buf.getvalue())
-    print(f"collect_scores: {len(rows)} runs -> {args.out}")
-    return 0
+    runs = [item.split(":", 3) for item in args.runs]
+    return collect(args.published, args.out, [(v, g, int(s), p) for v, g, s, p in runs])
+
+
+def from_snakemake(smk) -> int:
+    """The `script:` entry: inputs from the rule, output and messages into its log."""
+    with open(smk.log[0], "w") as log:
+        sys.stdout = sys.stderr = log
+        return collect(smk.params.published, smk.output.table, list(smk.params.runs))
 
 
 if __name__ == "__main__":
+    if "snakemake" in globals():  # run by the workflow's `script:` directive
+        sys.exit(from_snakemake(snakemake))  # noqa: F821 - injected by Snakemake
     sys.exit(main())
