@@ -1,12 +1,17 @@
-"""Tables: CSV (full precision), Markdown and LaTeX (rounded, best entry in bold)."""
+"""Tables: CSV (full precision), Markdown and LaTeX (rounded, best entry in bold).
+
+CSV goes through pandas (`DataFrame.to_csv`). Markdown and LaTeX are written here:
+`DataFrame.to_markdown` pads every column to its widest cell and `Styler.to_latex` writes
+another preamble, so the published tables would change bytes (measured on
+results/paper/aggregates.md); `snakemake paper` keeps them byte-identical.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from rem.results.aggregates import METRIC_LABELS, METRICS
 from rem.results.bootstrap import Interval
@@ -24,10 +29,11 @@ def num_text(x: float) -> str:
 
 
 def csv_text(rows: list[list[object]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(rows)
-    return buf.getvalue()
+    """Rows, the first one the header, as CSV text; cells written as given (numbers already
+    formatted by `num_text` stay exact)."""
+    header, *body = rows
+    table = pd.DataFrame(body, columns=header, dtype=object)
+    return table.to_csv(index=False, lineterminator="\n")
 
 
 def write_aggregates_csv(path: Path, intervals: dict[str, Interval]) -> None:
