@@ -298,27 +298,49 @@ class RecurrentActorCritic(nn.Module):
         b, s = obs.shape[:2]
         if s < self.context_length:
             raise ValueError(f"segments need >= {self.context_length} steps, got {s}")
-        with torch.no_grad():
-            enc = tokenizer.encode(rearrange(obs, "b s c h w -> (b s) c h w"))
-            tokens = rearrange(enc.tokens, "(b s) k -> b s k", b=b)
-            inputs = self.inputs_from_codes(enc.z_quantized, tokenizer)
-            inputs = rearrange(inputs, "(b s) ... -> b s ...", b=b)
-        # outside no_grad: a "reference" burn-in action step carries gradient (docs/protocol.md#burn-in)
-        state = self._burn_in(
-            inputs[:, :-1], mask[:, :-1].bool(), self.initial_state(b, obs.device), real_actions
-        )
-
         horizon = self.effective_horizon
         if actions is not None and actions.shape != (b, horizon):
             raise ValueError(
                 f"actions to replay must be ({b}, {horizon}), got {tuple(actions.shape)}"
             )
+        tokens, inputs = self._encode_segments(obs, tokenizer)
+        # outside no_grad: a "reference" burn-in action step carries gradient
+        # (docs/protocol.md#burn-in)
+        state = self._burn_in(
+            inputs[:, :-1], mask[:, :-1].bool(), self.initial_state(b, obs.device), real_actions
+        )
         env = ImaginationEnv(tokenizer, world_model, generator=generator)
         env.reset(tokens[:, -2:], real_actions[:, -2])
-        x, frame_tokens = inputs[:, -1], tokens[:, -1]
-        all_tokens, all_actions, all_logits, all_values, all_rewards, all_dones = (
-            [] for _ in range(6)
-        )
+        return self._roll_out(env, tokenizer, inputs[:, -1], tokens[:, -1], state, actions)
+
+    def _encode_segments(
+        self, obs: torch.Tensor, tokenizer: nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs (b, s, 3, 64, 64) -> tokens (b, s, K) and this actor-critic's inputs (b, s, ...),
+        without gradient into the tokenizer."""
+        b = obs.shape[0]
+        with torch.no_grad():
+            enc = tokenizer.encode(rearrange(obs, "b s c h w -> (b s) c h w"))
+            tokens = rearrange(enc.tokens, "(b s) k -> b s k", b=b)
+            inputs = self.inputs_from_codes(enc.z_quantized, tokenizer)
+        return tokens, rearrange(inputs, "(b s) ... -> b s ...", b=b)
+
+    def _roll_out(
+        self,
+        env: ImaginationEnv,
+        tokenizer: nn.Module,
+        x: torch.Tensor,
+        frame_tokens: torch.Tensor,
+        state: State,
+        actions: torch.Tensor | None,
+    ) -> ImaginationRollout:
+        """H_eff imagined steps from the reset `env`: x (b, ...) the inputs and frame_tokens
+        (b, K) the tokens of the last real frame; actions (b, H_eff) to replay, or None to
+        sample them."""
+        steps: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("tokens", "actions", "logits", "values", "rewards", "dones")
+        }
+        horizon = self.effective_horizon
         for k in range(horizon):
             logits, value, state = self.obs_step(x, state)
             if actions is None:
@@ -329,24 +351,20 @@ class RecurrentActorCritic(nn.Module):
             state = self.action_step(action, state)
             last = k == horizon - 1
             next_tokens, reward, done = env.step(action, predict_next=not last)
-            all_tokens.append(frame_tokens)
-            all_actions.append(action)
-            all_logits.append(logits)
-            all_values.append(value)
-            all_rewards.append(reward.float())
-            all_dones.append(done.long())
+            for key, value_k in (
+                ("tokens", frame_tokens),
+                ("actions", action),
+                ("logits", logits),
+                ("values", value),
+                ("rewards", reward.float()),
+                ("dones", done.long()),
+            ):
+                steps[key].append(value_k)
             if not last:
                 frame_tokens = next_tokens
                 with torch.no_grad():
                     x = self.inputs_from_codes(tokenizer.codes_from_tokens(next_tokens), tokenizer)
-        return ImaginationRollout(
-            tokens=torch.stack(all_tokens, 1),
-            actions=torch.stack(all_actions, 1),
-            logits=torch.stack(all_logits, 1),
-            values=torch.stack(all_values, 1),
-            rewards=torch.stack(all_rewards, 1),
-            dones=torch.stack(all_dones, 1),
-        )
+        return ImaginationRollout(**{k: torch.stack(v, 1) for k, v in steps.items()})
 
     def loss_from_rollout(
         self, rollout: ImaginationRollout, *, metrics_as_tensors: bool = False
