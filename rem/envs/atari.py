@@ -4,10 +4,10 @@ Wrapper stack, innermost first (`make_env`):
 
 1. `gymnasium.make("<Game>NoFrameskip-v4")`: ALE frameskip 1, no sticky actions, minimal
    action set, ALE-internal cap of 108,000 frames per game.
-2. `gymnasium.wrappers.TimeLimit` in RAW frames: train 20,000, test 108,000. It sits below
-   the frame skip, so it counts raw frames, reset no-ops included, and only a real reset
-   restarts it (the cap is per game, not per life). gymnasium's TimeLimit does exactly
-   this, so it is used as is.
+2. `RawFrameLimit` (gymnasium's TimeLimit) in RAW frames: train 20,000, test 108,000. It
+   sits below the frame skip, so it counts raw frames, reset no-ops included, and only a
+   real reset restarts it (the cap is per game, not per life). gymnasium's TimeLimit does
+   exactly this; the subclass only makes its counter a public attribute for checkpoints.
 3. `NoopReset`: on a real reset take N no-op raw frames, N uniform in [1, noop_max]
    (train 30, test 1 = always exactly one); a game that ends during the no-ops is reset again.
 4. `ResizeMaxPoolFrameSkip`: repeat the action 4 raw frames, sum rewards, stop early when
@@ -66,6 +66,19 @@ def _ale(env: gym.Env) -> ale_py.ALEInterface:
     return env.unwrapped.ale
 
 
+class RawFrameLimit(gym.wrappers.TimeLimit):
+    """gymnasium's TimeLimit with its step counter public (`elapsed_steps`), so that a
+    checkpoint can save and restore it (get_env_state / set_env_state)."""
+
+    @property
+    def elapsed_steps(self) -> int:
+        return self._elapsed_steps
+
+    @elapsed_steps.setter
+    def elapsed_steps(self, value: int) -> None:
+        self._elapsed_steps = value
+
+
 class NoopReset(gym.Wrapper):
     """Real reset + N no-op raw frames, N uniform in [1, noop_max]; seeds ALE and its own RNG."""
 
@@ -83,13 +96,13 @@ class NoopReset(gym.Wrapper):
 
     def _seed(self, seed: int) -> None:
         ale_seq, noop_seq = np.random.SeedSequence(seed).spawn(2)
-        self._pending_ale_seed: int | None = int(ale_seq.generate_state(1)[0])
+        self.pending_ale_seed: int | None = int(ale_seq.generate_state(1)[0])
         self.rng = np.random.default_rng(noop_seq)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             self._seed(seed)
-        ale_seed, self._pending_ale_seed = self._pending_ale_seed, None
+        ale_seed, self.pending_ale_seed = self.pending_ale_seed, None
         obs, info = self.env.reset(seed=ale_seed, options=options)
         noops = int(self.rng.integers(1, self.noop_max + 1))
         for _ in range(noops):
@@ -185,7 +198,7 @@ def wrap_env(env: gym.Env, *, train: bool, seed: int, cfg: EnvConfig | None = No
     """Apply the protocol's wrapper stack to a raw-frame ALE-like env (frameskip 1)."""
     cfg = cfg or EnvConfig()
     max_frames = cfg.train_max_raw_frames if train else cfg.test_max_raw_frames
-    env = gym.wrappers.TimeLimit(env, max_episode_steps=max_frames)
+    env = RawFrameLimit(env, max_episode_steps=max_frames)
     env = NoopReset(env, cfg.train_noop_max if train else cfg.test_noop_max, seed)
     env = ResizeMaxPoolFrameSkip(env, cfg.frame_skip, cfg.size)
     if train:
@@ -239,15 +252,15 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
     """Everything needed to continue this env exactly: ALE state, raw-frame counter,
     no-op RNG and life bookkeeping. Only plain Python types (bytes, ints, dicts), so a
     checkpoint holding it loads with `torch.load(weights_only=True)`."""
-    time_limit = _find(env, gym.wrappers.TimeLimit)
+    time_limit = _find(env, RawFrameLimit)
     noop = _find(env, NoopReset)
     life = _find(env, LifeLossEnds)
     resize = _find(env, ResizeMaxPoolFrameSkip)
     return {
         "ale": bytes(_ale(env).cloneState().serialize()),
-        "elapsed_raw_frames": time_limit._elapsed_steps,
+        "elapsed_raw_frames": time_limit.elapsed_steps,
         "noop_rng": noop.rng.bit_generator.state,
-        "pending_ale_seed": noop._pending_ale_seed,
+        "pending_ale_seed": noop.pending_ale_seed,
         "lives": None if life is None else life.lives,
         "game_over": None if life is None else life.game_over,
         "raw_frame": pack_frame(resize.raw_frame),
@@ -260,10 +273,10 @@ def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     The env must have been reset once (gymnasium's order check); the ALE state replaces it.
     """
     _ale(env).restoreState(ale_py.ALEState(state["ale"]))
-    _find(env, gym.wrappers.TimeLimit)._elapsed_steps = state["elapsed_raw_frames"]
+    _find(env, RawFrameLimit).elapsed_steps = state["elapsed_raw_frames"]
     noop = _find(env, NoopReset)
     noop.rng.bit_generator.state = state["noop_rng"]
-    noop._pending_ale_seed = state["pending_ale_seed"]
+    noop.pending_ale_seed = state["pending_ale_seed"]
     life = _find(env, LifeLossEnds)
     if (life is None) != (state["lives"] is None):
         raise ValueError(
