@@ -94,6 +94,11 @@ def results_config_from_dict(data: dict[str, Any] | None, source: str = "config"
 def load_results_config(path: str | Path) -> ResultsConfig:
     """Read the `results:` section of a workflow config file (missing section = defaults)."""
     path = Path(path)
+    if not path.is_file():
+        raise ResultsConfigError(
+            f"config file {path} does not exist; pass the workflow config you run Snakemake "
+            "with (e.g. --config config/config.yaml)"
+        )
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
