@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rem.cli import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+    from rem.config import Config
+    from rem.data.replay import Replay
+    from rem.evaluation.world_model_eval import WorldModelEval
 
 SOURCES = ["fresh", "replay"]
 
@@ -79,68 +86,12 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
-    import torch
-
-    from rem.config import ConfigError
-    from rem.data.replay import Replay
-    from rem.evaluation.world_model_eval import (
-        evaluate_run_world_model,
-        evaluate_world_model,
-        newest_steps,
-    )
-    from rem.training.checkpoint import REPLAY, CheckpointError, read_latest
-    from rem.training.restore import load_run_agent
-    from rem.training.run_dir import RunDir, RunDirError
     from rem.utils.device import resolve_device
-    from rem.utils.rng import derived_seed
 
     device = resolve_device(args.device, "--device")
-    try:
-        agent, cfg, manifest = load_run_agent(args.run_dir, device)
-    except (CheckpointError, RunDirError, FileNotFoundError) as err:
-        raise UserError(str(err)) from err
-    if cfg.run.torch_threads:
-        torch.set_num_threads(cfg.run.torch_threads)
-    game, run_seed = manifest["game"], int(manifest["seed"])
-    try:
-        if args.source == "fresh":
-            figures, data = evaluate_run_world_model(
-                agent,
-                cfg,
-                game,
-                run_seed,
-                args.seed,
-                steps=args.steps,
-                device=device,
-                max_segments=args.max_segments,
-            )
-        else:
-            record = read_latest(RunDir(args.run_dir).checkpoints)
-            replay = Replay.load(RunDir(args.run_dir).checkpoints / record["name"] / REPLAY)
-            data = newest_steps(replay, args.steps)
-            figures = evaluate_world_model(
-                agent.tokenizer,
-                agent.world_model,
-                data,
-                device=device,
-                imagination_horizon=cfg.actor_critic.imagination_horizon,
-                batch_size=cfg.training.world_model.batch_size,
-                max_segments=args.max_segments,
-                seed=derived_seed(run_seed, args.seed),
-            )
-    except (ValueError, ConfigError, FileNotFoundError) as err:
-        raise UserError(f"{args.run_dir}: {err}") from err
-    header = {
-        "run_dir": str(args.run_dir),
-        "game": game,
-        "variant": manifest["variant"],
-        "seed": run_seed,
-        "checkpoint_epoch": manifest["checkpoint_epoch"],
-        "pop": cfg.world_model.pop,
-        "source": args.source,
-        "eval_seed": args.seed,
-        "requested_steps": args.steps,
-    }
+    agent, cfg, manifest = load_agent(args.run_dir, device)
+    figures = evaluate(args, agent, cfg, manifest, device)
+    header = report_header(args, cfg, manifest)
     print_figures(header, figures)
     if args.json is not None:
         from rem.utils.atomic import atomic_write_json
@@ -148,6 +99,94 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(args.json, {**header, **figures.to_json()})
         print(f"-> {args.json}")
     return 0
+
+
+def load_agent(
+    run_dir: Path, device: torch.device
+) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
+    """-> (agent, config, manifest) of the run's last checkpoint; a bad folder is a UserError."""
+    import torch
+
+    from rem.training.checkpoint import CheckpointError
+    from rem.training.restore import load_run_agent
+    from rem.training.run_dir import RunDirError
+
+    try:
+        agent, cfg, manifest = load_run_agent(run_dir, device)
+    except (CheckpointError, RunDirError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+    if cfg.run.torch_threads:
+        torch.set_num_threads(cfg.run.torch_threads)
+    return agent, cfg, manifest
+
+
+def newest_replay_steps(run_dir: Path, steps: int) -> Replay:
+    """The newest episodes of the last checkpoint's replay holding at least `steps` steps."""
+    from rem.data.replay import Replay
+    from rem.evaluation.world_model_eval import newest_steps
+    from rem.training.checkpoint import REPLAY, read_latest
+    from rem.training.run_dir import RunDir
+
+    checkpoints = RunDir(run_dir).checkpoints
+    record = read_latest(checkpoints)
+    return newest_steps(Replay.load(checkpoints / record["name"] / REPLAY), steps)
+
+
+def evaluate(
+    args: argparse.Namespace,
+    agent: torch.nn.Module,
+    cfg: Config,
+    manifest: dict[str, Any],
+    device: torch.device,
+) -> WorldModelEval:
+    """The figures on the data of `--source`; data that cannot be evaluated is a UserError."""
+    from rem.config import ConfigError
+    from rem.evaluation.world_model_eval import evaluate_run_world_model, evaluate_world_model
+    from rem.utils.rng import derived_seed
+
+    run_seed = int(manifest["seed"])
+    try:
+        if args.source == "fresh":
+            figures, _ = evaluate_run_world_model(
+                agent,
+                cfg,
+                manifest["game"],
+                run_seed,
+                args.seed,
+                steps=args.steps,
+                device=device,
+                max_segments=args.max_segments,
+            )
+            return figures
+        return evaluate_world_model(
+            agent.tokenizer,
+            agent.world_model,
+            newest_replay_steps(args.run_dir, args.steps),
+            device=device,
+            imagination_horizon=cfg.actor_critic.imagination_horizon,
+            batch_size=cfg.training.world_model.batch_size,
+            max_segments=args.max_segments,
+            seed=derived_seed(run_seed, args.seed),
+        )
+    except (ValueError, ConfigError, FileNotFoundError) as err:
+        raise UserError(f"{args.run_dir}: {err}") from err
+
+
+def report_header(
+    args: argparse.Namespace, cfg: Config, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """What was evaluated: printed in the table titles and written first in --json."""
+    return {
+        "run_dir": str(args.run_dir),
+        "game": manifest["game"],
+        "variant": manifest["variant"],
+        "seed": int(manifest["seed"]),
+        "checkpoint_epoch": manifest["checkpoint_epoch"],
+        "pop": cfg.world_model.pop,
+        "source": args.source,
+        "eval_seed": args.seed,
+        "requested_steps": args.steps,
+    }
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -293,6 +293,213 @@ class WorldModelEval:
         return out
 
 
+# ------------------------------------------------------------------ the two passes
+
+
+@contextlib.contextmanager
+def _eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode inside the block, their own train/eval mode restored after."""
+    modes = {m: m.training for m in modules}
+    for module in modes:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module, was_training in modes.items():
+            module.train(was_training)
+
+
+def encode_frames(tokenizer: nn.Module, observations: Tensor) -> Tensor:
+    """observations uint8 (b, t, 3, h, w) -> tokens long (b, t, K)."""
+    frames = rearrange(observations, "b t c h w -> (b t) c h w")
+    return rearrange(tokenizer.encode(frames).tokens, "(b t) k -> b t k", b=len(observations))
+
+
+def decode_tokens(tokenizer: nn.Module, tokens: Tensor) -> Tensor:
+    """tokens long (b, s, K) -> frames float (b, s, 3, h, w)."""
+    codes = tokenizer.codes_from_tokens(rearrange(tokens, "b s k -> (b s) k"))
+    return rearrange(tokenizer.decode(codes).float(), "(b s) c h w -> b s c h w", b=len(tokens))
+
+
+def _ratio(x: float, n: float) -> float | None:
+    return x / n if n else None
+
+
+@dataclass
+class _TeacherForcedSums:
+    """Running sums of the teacher-forced figures over every window."""
+
+    model: _Counts = field(default_factory=_Counts)
+    shuffled_actions: _Counts = field(default_factory=_Counts)
+    repeat_correct: float = 0.0  # target tokens equal to the previous frame's
+    tokens: float = 0.0  # target tokens
+    changed: float = 0.0  # target tokens that differ from the previous frame's
+    frames: float = 0.0  # target frames
+    reward_target: list[np.ndarray] = field(default_factory=list)  # sign: -1, 0, 1
+    end_target: list[np.ndarray] = field(default_factory=list)
+
+    def add_batch(
+        self,
+        tokenizer: nn.Module,
+        world_model: nn.Module,
+        batch: Batch,
+        rng: np.random.Generator,
+        autocast: contextlib.AbstractContextManager,
+    ) -> None:
+        """One batch of windows: the model with the true and with shuffled actions, the
+        repeat baseline and the reward and end targets of the steps after the context."""
+        ctx, k = world_model.cfg.context_length, world_model.tokens_per_frame
+        with autocast:
+            obs_tokens = encode_frames(tokenizer, batch["observations"])  # (b, t, K)
+            valid = batch["mask_padding"][:, ctx:]
+            target = obs_tokens[:, ctx:]
+            previous = obs_tokens[:, ctx - 1 : -1]
+            changed = (target != previous) & valid[..., None]
+            shuffled = shuffle_actions(batch["actions"], batch["mask_padding"], rng)
+            for counts, actions in (
+                (self.model, batch["actions"]),
+                (self.shuffled_actions, shuffled),
+            ):
+                logits_obs, logits_reward, logits_end = teacher_forced(
+                    world_model, tokenizer, obs_tokens, actions
+                )
+                counts.add(logits_obs, target, changed, valid, logits_reward, logits_end)
+        self.repeat_correct += float(((target == previous) & valid[..., None]).sum())
+        self.tokens += float(valid.sum()) * k
+        self.changed += float(changed.sum())
+        self.frames += float(valid.sum())
+        self.reward_target.append(torch.sign(batch["rewards"][:, ctx:]).long()[valid].cpu().numpy())
+        self.end_target.append(batch["ends"][:, ctx:][valid].cpu().numpy())
+
+    def figures(self, vocab: int) -> dict[str, Any]:
+        """The teacher-forced fields of WorldModelEval."""
+        model, shuffled = self.model, self.shuffled_actions
+        n_tokens, n_changed = self.tokens, self.changed
+        repeat_acc = self.repeat_correct / n_tokens
+        reward_target = np.concatenate(self.reward_target)
+        end_target = np.concatenate(self.end_target)
+        reward_model = np.concatenate(model.reward_pred)
+        reward_shuffled = np.concatenate(shuffled.reward_pred)
+        end_model = np.concatenate(model.end_pred)
+        end_shuffled = np.concatenate(shuffled.end_pred)
+        return dict(
+            target_frames=int(self.frames),
+            changed_token_share=n_changed / n_tokens,
+            token_accuracy={
+                "model": model.correct / n_tokens,
+                "shuffled_actions": shuffled.correct / n_tokens,
+                "repeat_previous": repeat_acc,
+            },
+            token_accuracy_changed={
+                "model": _ratio(model.correct_changed, n_changed),
+                "shuffled_actions": _ratio(shuffled.correct_changed, n_changed),
+                "repeat_previous": 0.0 if n_changed else None,
+            },
+            token_cross_entropy={
+                "model": model.ce / n_tokens,
+                "shuffled_actions": shuffled.ce / n_tokens,
+                "repeat_previous": copy_cross_entropy(repeat_acc, vocab),
+            },
+            reward={
+                "model": _classification(reward_target, reward_model, binary=False),
+                "shuffled_actions": _classification(reward_target, reward_shuffled, binary=False),
+                "majority": _majority(reward_target, binary=False),
+            },
+            end={
+                "model": _classification(end_target, end_model, binary=True),
+                "shuffled_actions": _classification(end_target, end_shuffled, binary=True),
+                "majority": _majority(end_target, binary=True),
+            },
+            reward_counts={str(c): int(np.sum(reward_target == c)) for c in (-1, 0, 1)},
+            end_count=int(end_target.sum()),
+        )
+
+
+def imagine_open_loop(
+    tokenizer: nn.Module,
+    world_model: nn.Module,
+    real_tokens: Tensor,
+    actions: Tensor,
+    generator: torch.Generator,
+) -> Tensor:
+    """Reset on the context frames and the action before the last of them (as the
+    actor-critic does), then step with the real actions that follow.
+
+    real_tokens long (b, t, K), actions long (b, t) -> imagined tokens long (b, t - ctx, K).
+    """
+    from rem.models.imagination import ImaginationEnv
+
+    ctx = world_model.cfg.context_length
+    env = ImaginationEnv(tokenizer, world_model, generator=generator)
+    env.reset(real_tokens[:, :ctx], actions[:, ctx - 2])
+    imagined = []
+    for step in range(real_tokens.shape[1] - ctx):
+        # frame ctx + step follows action a_(ctx - 1 + step)
+        next_tokens, _, _ = env.step(actions[:, ctx - 1 + step])
+        imagined.append(next_tokens)
+    return torch.stack(imagined, 1)
+
+
+@dataclass
+class _ImaginationSums:
+    """Running per-step sums of the pixel MSE of the imagined frames and of the baselines."""
+
+    mse: dict[str, np.ndarray]  # model, reconstruction, repeat_last -> (steps,)
+    frames: np.ndarray  # (steps,) real frames at each imagination step
+
+    @classmethod
+    def zeros(cls, steps: int) -> _ImaginationSums:
+        keys = ("model", "reconstruction", "repeat_last")
+        return cls({key: np.zeros(steps) for key in keys}, np.zeros(steps))
+
+    def add_batch(
+        self,
+        tokenizer: nn.Module,
+        world_model: nn.Module,
+        batch: Batch,
+        generator: torch.Generator,
+        autocast: contextlib.AbstractContextManager,
+    ) -> None:
+        """One batch of windows: imagined, reconstructed and repeated frames against the
+        real frames after the context."""
+        ctx = world_model.cfg.context_length
+        obs, actions, mask = batch["observations"], batch["actions"], batch["mask_padding"]
+        with autocast:
+            real_tokens = encode_frames(tokenizer, obs)  # (b, t, K)
+            imagined = imagine_open_loop(tokenizer, world_model, real_tokens, actions, generator)
+            decoded = decode_tokens(tokenizer, imagined)
+            recon = decode_tokens(tokenizer, real_tokens[:, ctx:])
+        real = obs[:, ctx:].float()
+        last = obs[:, ctx - 1 : ctx].float().expand_as(real)
+        valid = mask[:, ctx:].float()
+        for key, pred in (("model", decoded), ("reconstruction", recon), ("repeat_last", last)):
+            mse = ((pred - real) ** 2).mean(dim=(2, 3, 4))  # (b, steps)
+            self.mse[key] += (mse * valid).sum(0).cpu().numpy()
+        self.frames += valid.sum(0).cpu().numpy()
+
+    def figures(self) -> dict[str, Any]:
+        """The imagination fields of WorldModelEval."""
+        total = self.frames.sum()
+        return {
+            "imagination_mse": {
+                key: [float(s / n) if n else None for s, n in zip(sums, self.frames)]
+                for key, sums in self.mse.items()
+            },
+            "imagination_mse_mean": {
+                key: float(sums.sum() / total) if total else None for key, sums in self.mse.items()
+            },
+        }
+
+
+def _check_context(context: int, imagination_horizon: int) -> None:
+    if context != 2:
+        raise ValueError(f"world_model.context_length must be 2 (frames T-1, T), got {context}")
+    if imagination_horizon <= context:
+        raise ValueError(
+            f"imagination_horizon ({imagination_horizon}) must exceed the context ({context})"
+        )
+
+
 @torch.no_grad()
 def evaluate_world_model(
     tokenizer: nn.Module,
@@ -312,158 +519,37 @@ def evaluate_world_model(
     `imagination_horizon`); max_segments bounds each kind of window (a seeded subset).
     The global RNGs are left untouched (imagination samples with its own generator).
     """
-    from rem.models.imagination import ImaginationEnv
-
-    cfg = world_model.cfg
-    ctx, k, vocab = cfg.context_length, world_model.tokens_per_frame, world_model.obs_vocab
-    if ctx != 2:
-        raise ValueError(f"world_model.context_length must be 2 (frames T-1, T), got {ctx}")
-    if imagination_horizon <= ctx:
-        raise ValueError(
-            f"imagination_horizon ({imagination_horizon}) must exceed the context ({ctx})"
-        )
+    ctx, length = world_model.cfg.context_length, world_model.cfg.max_blocks
+    _check_context(ctx, imagination_horizon)
     device = torch.device(device)
     autocast = autocast or contextlib.nullcontext()
-    rng = np.random.default_rng(seed)
-    modes = {m: m.training for m in (tokenizer, world_model)}
-    for module in modes:
-        module.eval()
-    try:
-        # 1. teacher-forced figures
-        length = cfg.max_blocks
+    rng = np.random.default_rng(seed)  # window subsets, then action shuffles, in this order
+    with _eval_mode(tokenizer, world_model):
+        # 1. teacher-forced, on windows of the training segment length
         windows = _subset(tile_windows(data, length, ctx), max_segments, rng)
         if not windows:
             raise ValueError(
                 f"no episode of the evaluation data has more than {ctx} steps; collect more"
             )
-        counts = {"model": _Counts(), "shuffled_actions": _Counts()}
-        repeat_correct = n_tokens = n_changed = n_frames = 0.0
-        reward_target, end_target = [], []
+        teacher = _TeacherForcedSums()
         for chunk in _chunks(windows, batch_size):
             batch = batch_to_device(windows_batch(chunk, length), device)
-            with autocast:
-                frames = rearrange(batch["observations"], "b t c h w -> (b t) c h w")
-                obs_tokens = rearrange(
-                    tokenizer.encode(frames).tokens, "(b t) k -> b t k", b=len(chunk)
-                )
-                valid = batch["mask_padding"][:, ctx:]
-                target = obs_tokens[:, ctx:]
-                previous = obs_tokens[:, ctx - 1 : -1]
-                changed = (target != previous) & valid[..., None]
-                for name, actions in (
-                    ("model", batch["actions"]),
-                    (
-                        "shuffled_actions",
-                        shuffle_actions(batch["actions"], batch["mask_padding"], rng),
-                    ),
-                ):
-                    logits = teacher_forced(world_model, tokenizer, obs_tokens, actions)
-                    counts[name].add(logits[0], target, changed, valid, logits[1], logits[2])
-            repeat_correct += float(((target == previous) & valid[..., None]).sum())
-            n_tokens += float(valid.sum()) * k
-            n_changed += float(changed.sum())
-            n_frames += float(valid.sum())
-            reward_target.append(torch.sign(batch["rewards"][:, ctx:]).long()[valid].cpu().numpy())
-            end_target.append(batch["ends"][:, ctx:][valid].cpu().numpy())
-        reward_target = np.concatenate(reward_target)
-        end_target = np.concatenate(end_target)
-        repeat_acc = repeat_correct / n_tokens
-
-        def ratio(x: float, n: float) -> float | None:
-            return x / n if n else None
-
+            teacher.add_batch(tokenizer, world_model, batch, rng, autocast)
         # 2. open-loop imagination with the real actions
-        horizon = imagination_horizon
-        im_windows = _subset(tile_windows(data, horizon, ctx), max_segments, rng)
-        steps = horizon - ctx
-        sums = {key: np.zeros(steps) for key in ("model", "reconstruction", "repeat_last")}
-        n_valid = np.zeros(steps)
+        im_windows = _subset(tile_windows(data, imagination_horizon, ctx), max_segments, rng)
+        imagination = _ImaginationSums.zeros(imagination_horizon - ctx)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
         for chunk in _chunks(im_windows, batch_size):
-            batch = batch_to_device(windows_batch(chunk, horizon), device)
-            obs, actions, mask = batch["observations"], batch["actions"], batch["mask_padding"]
-            b = len(chunk)
-            with autocast:
-                real_tokens = rearrange(
-                    tokenizer.encode(rearrange(obs, "b t c h w -> (b t) c h w")).tokens,
-                    "(b t) k -> b t k",
-                    b=b,
-                )
-                env = ImaginationEnv(tokenizer, world_model, generator=generator)
-                env.reset(real_tokens[:, :ctx], actions[:, ctx - 2])
-                imagined = []
-                for step in range(steps):
-                    # frame ctx + step follows action a_(ctx - 1 + step)
-                    next_tokens, _, _ = env.step(actions[:, ctx - 1 + step])
-                    imagined.append(next_tokens)
-                imagined = torch.stack(imagined, 1)  # (b, steps, K)
-                decoded = tokenizer.decode(
-                    tokenizer.codes_from_tokens(rearrange(imagined, "b s k -> (b s) k"))
-                ).float()
-                recon = tokenizer.decode(
-                    tokenizer.codes_from_tokens(rearrange(real_tokens[:, ctx:], "b s k -> (b s) k"))
-                ).float()
-            real = obs[:, ctx:].float()
-            decoded = rearrange(decoded, "(b s) c h w -> b s c h w", b=b)
-            recon = rearrange(recon, "(b s) c h w -> b s c h w", b=b)
-            last = obs[:, ctx - 1 : ctx].float().expand_as(real)
-            valid = mask[:, ctx:].float()
-            for key, pred in (("model", decoded), ("reconstruction", recon), ("repeat_last", last)):
-                mse = ((pred - real) ** 2).mean(dim=(2, 3, 4))  # (b, steps)
-                sums[key] += (mse * valid).sum(0).cpu().numpy()
-            n_valid += valid.sum(0).cpu().numpy()
-    finally:
-        for module, was_training in modes.items():
-            module.train(was_training)
-
-    def per_step(key: str) -> list[float | None]:
-        return [float(s / n) if n else None for s, n in zip(sums[key], n_valid)]
-
-    total = n_valid.sum()
-    model, shuffled = counts["model"], counts["shuffled_actions"]
-    reward_model = np.concatenate(model.reward_pred)
-    reward_shuffled = np.concatenate(shuffled.reward_pred)
-    end_model = np.concatenate(model.end_pred)
-    end_shuffled = np.concatenate(shuffled.end_pred)
+            batch = batch_to_device(windows_batch(chunk, imagination_horizon), device)
+            imagination.add_batch(tokenizer, world_model, batch, generator, autocast)
     return WorldModelEval(
         segments=len(windows),
         steps=data.num_steps,
         episodes=len(data),
-        target_frames=int(n_frames),
-        changed_token_share=n_changed / n_tokens,
-        token_accuracy={
-            "model": model.correct / n_tokens,
-            "shuffled_actions": shuffled.correct / n_tokens,
-            "repeat_previous": repeat_acc,
-        },
-        token_accuracy_changed={
-            "model": ratio(model.correct_changed, n_changed),
-            "shuffled_actions": ratio(shuffled.correct_changed, n_changed),
-            "repeat_previous": 0.0 if n_changed else None,
-        },
-        token_cross_entropy={
-            "model": model.ce / n_tokens,
-            "shuffled_actions": shuffled.ce / n_tokens,
-            "repeat_previous": copy_cross_entropy(repeat_acc, vocab),
-        },
-        reward={
-            "model": _classification(reward_target, reward_model, binary=False),
-            "shuffled_actions": _classification(reward_target, reward_shuffled, binary=False),
-            "majority": _majority(reward_target, binary=False),
-        },
-        end={
-            "model": _classification(end_target, end_model, binary=True),
-            "shuffled_actions": _classification(end_target, end_shuffled, binary=True),
-            "majority": _majority(end_target, binary=True),
-        },
-        reward_counts={str(c): int(np.sum(reward_target == c)) for c in (-1, 0, 1)},
-        end_count=int(end_target.sum()),
         imagination_segments=len(im_windows),
-        imagination_mse={key: per_step(key) for key in sums},
-        imagination_mse_mean={
-            key: float(sums[key].sum() / total) if total else None for key in sums
-        },
+        **teacher.figures(world_model.obs_vocab),
+        **imagination.figures(),
     )
 
 
