@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import shutil
@@ -334,7 +335,7 @@ def summary(attempts: list[Attempt]) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--kills", type=int, default=24, help="random kill moments (default 24)")
     p.add_argument("--chain", type=int, default=1, help="kills per attempt (default 1)")
@@ -352,65 +353,95 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     p.add_argument("--keep", action="store_true", help="keep the run folders of passed attempts")
     p.add_argument("--json", type=Path, default=None, help="write every attempt here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rem-faults-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    reference, trace = make_reference(workdir, args.game, args.run_seed)
+
+def quick_epochs() -> int:
+    """Epochs of the runs under test (the quick preset with OVERRIDES)."""
     from rem.config import load_config
 
-    epochs = load_config("quick", VARIANT, list(OVERRIDES)).run.epochs
-    moments = read_trace(trace, epochs)
-    ref_seconds = time.perf_counter() - t0
-    counts = Counter(m.category for m in moments)
-    print(f"reference run: {ref_seconds:.0f} s, {len(moments)} kill moments " + str(dict(counts)))
+    return load_config("quick", VARIANT, list(OVERRIDES)).run.epochs
+
+
+def plan_attempts(args: argparse.Namespace, moments: list[Moment]) -> list[tuple[list, list]]:
+    """-> (kill specs, their categories) per attempt: the `--kill` ones as given, else
+    `--kills` moments drawn with `--seed` and grouped into chains of `--chain`."""
     if args.kill:
-        plans = [(spec.split("+"), ["-"] * len(spec.split("+"))) for spec in args.kill]
-    else:
-        drawn = draw(moments, args.kills, args.seed)
-        plans = [
-            ([m.spec for m in g], [m.category for m in g])
-            for g in chains(drawn, max(1, args.chain), args.seed)
-        ]
+        return [(spec.split("+"), ["-"] * len(spec.split("+"))) for spec in args.kill]
+    drawn = draw(moments, args.kills, args.seed)
+    return [
+        ([m.spec for m in g], [m.category for m in g])
+        for g in chains(drawn, max(1, args.chain), args.seed)
+    ]
 
-    def one(plan):
-        chain, cats = plan
-        a = attempt(chain, reference, workdir, cats, game=args.game, seed=args.run_seed)
-        a.log = a.log if not a.ok else ""
-        state = "ok" if a.ok else "FAILED"
-        print(f"  {'+'.join(chain)}  [{', '.join(cats)}]  {state} ({a.seconds:.0f} s)", flush=True)
-        if not a.ok:
-            print("    killed", a.killed, "resumed", a.resumed, "differences", a.differences)
-            print("    " + a.log[-1500:].replace("\n", "\n    "))
-        return a
 
-    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        attempts = list(pool.map(one, plans))
-    rows = summary(attempts)
+def run_attempt(
+    plan: tuple[list[str], list[str]], args: argparse.Namespace, reference: Path, workdir: Path
+) -> Attempt:
+    """One planned attempt, printed as it ends (with its log when it failed)."""
+    chain, cats = plan
+    a = attempt(chain, reference, workdir, cats, game=args.game, seed=args.run_seed)
+    a.log = a.log if not a.ok else ""  # passed attempts keep the --json small
+    state = "ok" if a.ok else "FAILED"
+    print(f"  {'+'.join(chain)}  [{', '.join(cats)}]  {state} ({a.seconds:.0f} s)", flush=True)
+    if not a.ok:
+        print("    killed", a.killed, "resumed", a.resumed, "differences", a.differences)
+        print("    " + a.log[-1500:].replace("\n", "\n    "))
+    return a
+
+
+def print_summary(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'category':<18} {'tried':>5} {'killed':>6} {'resumed':>7} {'identical':>9}")
     for r in rows:
         print(
             f"{r['category']:<18} {r['tried']:>5} {r['killed']:>6} {r['resumed']:>7} "
             f"{r['identical']:>9}"
         )
+
+
+def write_json(
+    path: Path,
+    args: argparse.Namespace,
+    counts: Counter,
+    rows: list[dict[str, Any]],
+    attempts: list[Attempt],
+) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "game": args.game,
+                "run_seed": args.run_seed,
+                "seed": args.seed,
+                "chain": args.chain,
+                "overrides": list(OVERRIDES),
+                "moments": dict(counts),
+                "summary": rows,
+                "attempts": [asdict(a) for a in attempts],
+            },
+            indent=2,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="rem-faults-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    reference, trace = make_reference(workdir, args.game, args.run_seed)
+    moments = read_trace(trace, quick_epochs())
+    ref_seconds = time.perf_counter() - t0
+    counts = Counter(m.category for m in moments)
+    print(f"reference run: {ref_seconds:.0f} s, {len(moments)} kill moments " + str(dict(counts)))
+    plans = plan_attempts(args, moments)
+    one = functools.partial(run_attempt, args=args, reference=reference, workdir=workdir)
+    with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        attempts = list(pool.map(one, plans))
+    rows = summary(attempts)
+    print_summary(rows)
     print(f"total {time.perf_counter() - t0:.0f} s; workdir {workdir}")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "game": args.game,
-                    "run_seed": args.run_seed,
-                    "seed": args.seed,
-                    "chain": args.chain,
-                    "overrides": list(OVERRIDES),
-                    "moments": dict(counts),
-                    "summary": rows,
-                    "attempts": [asdict(a) for a in attempts],
-                },
-                indent=2,
-            )
-        )
+        write_json(args.json, args, counts, rows, attempts)
     return 0 if all(a.ok for a in attempts) else 1
 
 
