@@ -50,17 +50,25 @@ def _settings(args: argparse.Namespace) -> ResultsConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The subcommands paper, report and plan-seeds with their flags."""
     sub = parser.add_subparsers(dest="results_command", required=True, metavar="COMMAND")
+    _add_paper(sub)
+    _add_report(sub)
+    _add_plan_seeds(sub)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="workflow config YAML; its `results:` section is read")
-        p.add_argument("--published-dir", help="folder of published scores (results/published)")
-        p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
-        p.add_argument("--reps-aggregates", type=int, help="bootstrap reps for aggregates (50000)")
-        p.add_argument("--reps-improvement", type=int, help="reps for P(X > Y) (1000)")
 
+def _common(p: argparse.ArgumentParser) -> None:
+    """The flags every subcommand takes: the config, the published folder, the bootstrap."""
+    p.add_argument("--config", help="workflow config YAML; its `results:` section is read")
+    p.add_argument("--published-dir", help="folder of published scores (results/published)")
+    p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
+    p.add_argument("--reps-aggregates", type=int, help="bootstrap reps for aggregates (50000)")
+    p.add_argument("--reps-improvement", type=int, help="reps for P(X > Y) (1000)")
+
+
+def _add_paper(sub: argparse._SubParsersAction) -> None:
     paper = sub.add_parser("paper", help="the paper's tables and figures from published scores")
-    common(paper)
+    _common(paper)
     paper.add_argument("--study", choices=("main", "ablations", "all"), default="all")
     paper.add_argument("--reps-profiles", type=int, help="bootstrap reps for profiles (2000)")
     paper.add_argument(
@@ -75,8 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paper.add_argument("--out", default="results/paper", help="output folder (results/paper)")
     paper.set_defaults(results_func=_paper)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="reproduction report of the pipeline's own runs")
-    common(report)
+    _common(report)
     report.add_argument("--scores", help="the workflow's tidy score table (CSV; final report)")
     report.add_argument(
         "--runs-dir", help="folder holding <variant>/<game>/<seed>/ (--partial: default the "
@@ -99,12 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     report.set_defaults(results_func=_report)
 
+
+def _add_plan_seeds(sub: argparse._SubParsersAction) -> None:
     plan = sub.add_parser(
         "plan-seeds",
         help="CI width of IQM and power to detect an IQM difference vs runs per game, "
         "from the published per-run scores",
     )
-    common(plan)
+    _common(plan)
     plan.add_argument("--algorithm", default="REM", help="published runs to plan from (REM)")
     plan.add_argument(
         "--runs", nargs="+", type=int, default=[3, 5, 10, 20], metavar="N",

@@ -256,41 +256,8 @@ def learning_curves_figure(
         for ax in axes.flat[len(games) :]:
             ax.set_visible(False)
         for ax, game in zip(axes.flat, games):
-            end = 0
-            for variant, lines in sorted(curves.get(game, {}).items()):
-                for label, epochs, values in lines:
-                    end = max(end, int(np.max(epochs)) if len(epochs) else 0)
-                    if label == "final":
-                        ax.plot(epochs, values, "*", color=colours[variant], ms=9)
-                        continue
-                    ax.plot(
-                        epochs,
-                        values,
-                        color=colours[variant],
-                        ls="-" if label == "test" else "--",
-                        marker="o",
-                        ms=2.5,
-                        lw=1.2,
-                        alpha=0.85,
-                    )
-                handles.setdefault(
-                    variant, plt.Line2D([], [], color=colours[variant], label=f"ours: {variant}")
-                )
-            end = max(end, 1)
-            for k, (variant, runs) in enumerate(sorted(published.get(game, {}).items())):
-                colour = colours.get(variant, "grey")
-                mean = float(np.mean(runs))
-                sem = float(np.std(runs, ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else 0.0
-                ax.axhspan(mean - sem, mean + sem, color=colour, alpha=0.15, lw=0)
-                ax.axhline(mean, color=colour, lw=0.8, ls=":")
-                # Points just right of the last epoch, spread so that equal scores stay visible.
-                xs = end * (1.02 + 0.012 * k) + np.linspace(0, end * 0.02, len(runs))
-                ax.plot(xs, runs, "D", color=colour, ms=4, mec="k", mew=0.4)
-                handles.setdefault(
-                    f"pub:{variant}",
-                    plt.Line2D([], [], color=colour, marker="D", ls=":", mec="k", mew=0.4,
-                               label=f"published ({variant}): runs, mean \u00b1 s.e."),
-                )  # fmt: skip
+            end = _draw_run_curves(ax, curves.get(game, {}), colours, handles)
+            _draw_published_finals(ax, published.get(game, {}), colours, max(end, 1), handles)
             ax.set_title(game)
             ax.set_xlabel("epoch")
             ax.set_ylabel("return")
@@ -303,6 +270,61 @@ def learning_curves_figure(
         fig.legend(handles=list(handles.values()), loc="outside right center", fontsize=8,
                    frameon=False)  # fmt: skip
     return fig
+
+
+def _draw_run_curves(
+    ax: plt.Axes,
+    by_variant: dict[str, list[tuple[str, np.ndarray, np.ndarray]]],
+    colours: dict[str, tuple],
+    handles: dict[str, object],
+) -> int:
+    """Our runs' curves on one panel (legend entries added to `handles`); returns the last
+    epoch drawn."""
+    end = 0
+    for variant, lines in sorted(by_variant.items()):
+        for label, epochs, values in lines:
+            end = max(end, int(np.max(epochs)) if len(epochs) else 0)
+            if label == "final":
+                ax.plot(epochs, values, "*", color=colours[variant], ms=9)
+                continue
+            ax.plot(
+                epochs,
+                values,
+                color=colours[variant],
+                ls="-" if label == "test" else "--",
+                marker="o",
+                ms=2.5,
+                lw=1.2,
+                alpha=0.85,
+            )
+        handles.setdefault(
+            variant, plt.Line2D([], [], color=colours[variant], label=f"ours: {variant}")
+        )
+    return end
+
+
+def _draw_published_finals(
+    ax: plt.Axes,
+    by_variant: dict[str, np.ndarray],
+    colours: dict[str, tuple],
+    end: int,
+    handles: dict[str, object],
+) -> None:
+    """The published runs' final scores right of epoch `end`, their mean +- s.e. as a band."""
+    for k, (variant, runs) in enumerate(sorted(by_variant.items())):
+        colour = colours.get(variant, "grey")
+        mean = float(np.mean(runs))
+        sem = float(np.std(runs, ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else 0.0
+        ax.axhspan(mean - sem, mean + sem, color=colour, alpha=0.15, lw=0)
+        ax.axhline(mean, color=colour, lw=0.8, ls=":")
+        # Points just right of the last epoch, spread so that equal scores stay visible.
+        xs = end * (1.02 + 0.012 * k) + np.linspace(0, end * 0.02, len(runs))
+        ax.plot(xs, runs, "D", color=colour, ms=4, mec="k", mew=0.4)
+        handles.setdefault(
+            f"pub:{variant}",
+            plt.Line2D([], [], color=colour, marker="D", ls=":", mec="k", mew=0.4,
+                       label=f"published ({variant}): runs, mean \u00b1 s.e."),
+        )  # fmt: skip
 
 
 def seed_plan_figure(rows, checks, algorithm: str) -> plt.Figure:

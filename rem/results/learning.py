@@ -289,14 +289,23 @@ def write_report(
     atomic_write_text(out / "final_returns.csv", finals.to_csv(index=False, float_format="%.3f"))
     atomic_write_text(out / "world_model.csv", wm.to_csv(index=False, float_format="%.4f"))
     plot_curves(runs, random, out / "learning_curves.png")
+    inputs = [_relative(p, project_root) for p in (runs_dir / variant, random_dir) if p.exists()]
+    lines = _report_lines(variant, runs, finals, wm, inputs)
+    atomic_write_text(out / "learning.md", "\n".join(lines))
+    return finals
 
-    def rel(p: Path) -> str:
-        try:
-            return str(p.resolve().relative_to((project_root or Path.cwd()).resolve()))
-        except ValueError:
-            return str(p)
 
-    shown = finals.assign(
+def _relative(p: Path, project_root: Path | None) -> str:
+    """`p` relative to the project root (default: the working directory) when inside it."""
+    try:
+        return str(p.resolve().relative_to((project_root or Path.cwd()).resolve()))
+    except ValueError:
+        return str(p)
+
+
+def _shown_finals(finals: pd.DataFrame) -> pd.DataFrame:
+    """The final-returns table as shown in learning.md: each mean with its CI in one cell."""
+    return finals.assign(
         agent=[
             f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
             for m, lo, hi in zip(finals.agent_mean, finals.agent_ci_low, finals.agent_ci_high)
@@ -306,6 +315,16 @@ def write_report(
             for m, lo, hi in zip(finals.random_mean, finals.random_ci_low, finals.random_ci_high)
         ],
     )[["game", "seeds", "agent", "agent_seed_means", "random", "verdict"]]
+
+
+def _report_lines(
+    variant: str,
+    runs: list[RunRecord],
+    finals: pd.DataFrame,
+    wm: pd.DataFrame,
+    inputs: list[str],
+) -> list[str]:
+    """The lines of learning.md."""
     beaten = int((finals.verdict == "beats random (CIs disjoint)").sum())
     lines = [
         f"# Does it learn? Variant `{variant}` against a random policy",
@@ -320,7 +339,7 @@ def write_report(
         "Mean return over the final evaluation's episodes, all seeds pooled, with a 95% "
         "percentile-bootstrap CI over episodes; the random policy played the same protocol.",
         "",
-        shown.to_markdown(index=False),
+        _shown_finals(finals).to_markdown(index=False),
         "",
         "## Learning curves",
         "",
@@ -338,9 +357,4 @@ def write_report(
             wm.to_markdown(index=False, floatfmt=".3f"),
             "",
         ]
-    lines += [
-        "Inputs: " + ", ".join(rel(p) for p in (runs_dir / variant, random_dir) if p.exists()),
-        "",
-    ]
-    atomic_write_text(out / "learning.md", "\n".join(lines))
-    return finals
+    return lines + ["Inputs: " + ", ".join(inputs), ""]

@@ -26,7 +26,7 @@ from rem.results.bootstrap import (
     profile_intervals,
 )
 from rem.results.paths import display_path
-from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
+from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
 from rem.results.settings import ResultsConfig
 from rem.results.studies import (
     ABLATIONS,
@@ -268,54 +268,24 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
 
 def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
     refs = load_references(cfg.published_dir)
-    known = refs.games
-    games = tuple(cfg.ablation_games)
-    unknown = [g for g in games if g not in known]
-    if unknown:
-        raise ScoreFileError(
-            f"results.ablation_games: unknown games {unknown}; valid games are {', '.join(known)}"
-        )
+    games = _ablation_games(cfg, refs.games)
     algos = list(ABLATIONS)
-    raw = _load(cfg, algos, games, known)
+    raw = _load(cfg, algos, games, refs.games)
     hns = {name: refs.normalize(s) for name, s in raw.items()}
-    colours = figures.palette({a.label: a.colour for a in algos})
-
     others = [a.label for a in algos if a.label != REFERENCE]
     protocols = StudyProtocols(cfg, algos, "ablations (REM vs each ablation)", "ablations_")
     agg, profiles, poi = _intervals(cfg, hns, others)
-
-    # REM vs each ablation on every game where the ablation has runs (ragged for no-pop).
-    wide = {}
-    for a in algos[1:]:
-        path = Path(cfg.published_dir) / a.file
-        full = load_scores(path, name=a.label, known_games=known, required_games=None)
-        if set(full.games) > set(games):
-            rem = _load(cfg, algos[:1], full.games, known)[REFERENCE]
-            wide[f"{REFERENCE} ({len(full.games)} games)"] = refs.normalize(rem)
-            wide[f"{a.label} ({len(full.games)} games)"] = refs.normalize(full)
+    wide = _beyond_subset(cfg, algos, games, refs)
     wide_agg = aggregate_intervals(wide, cfg.reps_aggregates, cfg.seed) if wide else {}
 
     out.mkdir(parents=True, exist_ok=True)
     n = len(games)
     tables.write_aggregates_csv(out / "ablations_aggregates.csv", agg)
     tables.write_aggregates_csv(out / "ablations_all_games_aggregates.csv", wide_agg)
-    md = tables.aggregates_markdown(
-        agg,
-        f"Ablations on the {n}-game subset ({', '.join(games)}): human-normalised aggregates, "
-        "point estimate [95% stratified-bootstrap CI].",
+    atomic_write_text(
+        out / "ablations_aggregates.md",
+        _ablations_markdown(games, agg, wide, wide_agg) + protocols.markdown(),
     )
-    if wide_agg:
-        counts = "; ".join(
-            tables.run_note({k: s}).removeprefix("Runs: ").rstrip(".") for k, s in wide.items()
-        )
-        md += "\n" + tables.aggregates_markdown(
-            wide_agg,
-            "REM vs ablations with runs beyond the subset, on all the games they cover. Run "
-            f"counts differ per game ({counts}); each game keeps equal weight "
-            "(see rem/results/aggregates.py).",
-        )
-    md += protocols.markdown()
-    atomic_write_text(out / "ablations_aggregates.md", md)
     table = tables.PerGameTable(raw, refs, agg, games)
     table.write_csv(out / "ablations_per_game.csv")
     caption = f"Ablations: mean raw score per game on the {n}-game subset; aggregates of human-normalised scores below."
@@ -329,6 +299,7 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
         out / "ablations_provenance.json", _provenance(cfg, algos, raw, [], protocols)
     )
     protocols.write(out, "ablations")
+    colours = figures.palette({a.label: a.colour for a in algos})
 
     def save(fig, stem: str) -> None:
         figures.save(protocols.stamp(fig), out, stem)
@@ -341,6 +312,56 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
     )
     save(figures.summary_figure(poi, agg, colours, REFERENCE), "ablations_summary")
     return [out / f for f in study_outputs("ablations")]
+
+
+def _ablation_games(cfg: ResultsConfig, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured ablation subset; ScoreFileError names a game that does not exist."""
+    games = tuple(cfg.ablation_games)
+    unknown = [g for g in games if g not in known]
+    if unknown:
+        raise ScoreFileError(
+            f"results.ablation_games: unknown games {unknown}; valid games are {', '.join(known)}"
+        )
+    return games
+
+
+def _beyond_subset(
+    cfg: ResultsConfig, algos: list[Algorithm], games: tuple[str, ...], refs: References
+) -> dict[str, Scores]:
+    """REM vs each ablation on every game where the ablation has runs beyond the subset
+    (ragged for no-pop): {"<label> (<n> games)": human-normalised scores}."""
+    known = refs.games
+    wide = {}
+    for a in algos[1:]:
+        path = Path(cfg.published_dir) / a.file
+        full = load_scores(path, name=a.label, known_games=known, required_games=None)
+        if set(full.games) > set(games):
+            rem = _load(cfg, algos[:1], full.games, known)[REFERENCE]
+            wide[f"{REFERENCE} ({len(full.games)} games)"] = refs.normalize(rem)
+            wide[f"{a.label} ({len(full.games)} games)"] = refs.normalize(full)
+    return wide
+
+
+def _ablations_markdown(
+    games: tuple[str, ...], agg: dict, wide: dict[str, Scores], wide_agg: dict
+) -> str:
+    """The aggregates on the subset, then (if any) on all the games the ablations cover."""
+    md = tables.aggregates_markdown(
+        agg,
+        f"Ablations on the {len(games)}-game subset ({', '.join(games)}): human-normalised "
+        "aggregates, point estimate [95% stratified-bootstrap CI].",
+    )
+    if wide_agg:
+        counts = "; ".join(
+            tables.run_note({k: s}).removeprefix("Runs: ").rstrip(".") for k, s in wide.items()
+        )
+        md += "\n" + tables.aggregates_markdown(
+            wide_agg,
+            "REM vs ablations with runs beyond the subset, on all the games they cover. Run "
+            f"counts differ per game ({counts}); each game keeps equal weight "
+            "(see rem/results/aggregates.py).",
+        )
+    return md
 
 
 def run_paper(

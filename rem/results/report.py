@@ -35,6 +35,7 @@ from rem.results.paths import display_path
 from rem.results.runs import TIDY_COLUMNS, RunKey, ScoreError, finished_runs, read_score
 from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
 from rem.results.settings import ResultsConfig
+from rem.results.studies import published_name, study_outputs
 from rem.utils.atomic import atomic_write_text
 
 # metrics.jsonl keys, most preferred first: the reference's names, then what rem train logs.
@@ -106,15 +107,6 @@ def read_tidy(path: str | Path, refs: References) -> list[Run]:
     return runs
 
 
-def published_name(variant: str) -> str:
-    """The published counterpart of a variant, relative to the published folder."""
-    return "REM.json" if variant == "rem" else f"ablations/ablation-{variant}.json"
-
-
-def published_file(published_dir: Path, variant: str) -> Path:
-    return published_dir / published_name(variant)
-
-
 def _scores(name: str, runs: list[Run], games: tuple[str, ...]) -> Scores:
     by_game = {
         g: np.array([r.raw for r in sorted(runs, key=lambda r: r.seed) if r.game == g])
@@ -151,7 +143,7 @@ def compare(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData
     pub_dir = Path(cfg.published_dir)
     for variant in sorted({r.variant for r in runs}):
         mine = [r for r in runs if r.variant == variant]
-        path = published_file(pub_dir, variant)
+        path = pub_dir / published_name(variant)
         if not path.is_file():
             data.notes.append(
                 f"{variant}: no published scores ({display_path(path)} does not exist)."
@@ -430,8 +422,6 @@ def _with_status(
 
 
 def report_files(partial: bool) -> list[str]:
-    from rem.results.studies import study_outputs
-
     return study_outputs("partial" if partial else "report")
 
 
@@ -512,6 +502,7 @@ def _write(
     coverage: Coverage | None,
     notes: list[str],
 ) -> list[Path]:
+    """Every file of a report (final or, with `coverage`, preliminary) into `out`."""
     data = compare(runs, refs, cfg) if runs else ReportData()
     notes = notes + data.notes + attach_protocols(data, runs, runs_dir, cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -520,83 +511,8 @@ def _write(
     if coverage is not None:
         title = "preliminary " + title
     P.TERMINAL.emit(title, protocol_lines)
-
-    # Tables.
-    all_intervals: dict[str, Interval] = {}
-    poi: dict[str, Interval] = {}
-    per_game_rows: list[list[object]] = [
-        ["variant", "game", "ours_runs", "ours_raw", "ours_hns", "published_runs",
-         "published_raw", "published_hns"]
-    ]  # fmt: skip
-    for c in data.comparisons:
-        all_intervals.update(c.intervals)
-        poi[f"{c.ours.name},{c.published.name}"] = c.improvement
-        for g in c.games:
-            o, p = c.ours.runs[g], c.published.runs[g]
-            per_game_rows.append(
-                [c.variant, g, len(o), float(np.mean(o)), float(np.mean(refs.hns(g, o))),
-                 len(p), float(np.mean(p)), float(np.mean(refs.hns(g, p)))]
-            )  # fmt: skip
-    agg_rows: list[list[object]] = [list(tables.AGGREGATE_COLUMNS)]
-    for name, iv in all_intervals.items():
-        for k, metric in enumerate(METRICS):
-            agg_rows.append(
-                [name, metric, float(iv.estimate[k]), float(iv.low[k]), float(iv.high[k])]
-            )
-    poi_rows: list[list[object]] = [["pair", "estimate", "ci_low", "ci_high"]]
-    for pair, iv in poi.items():
-        poi_rows.append([pair, float(iv.estimate[0]), float(iv.low[0]), float(iv.high[0])])
-    by_variant = {f"ours ({c.variant})": c.variant for c in data.comparisons}
-
-    def variant_cov(row: list[object]) -> str:
-        name = str(row[0]).split(",")[0]
-        if coverage is None or name not in by_variant:
-            return "published runs"
-        return "{} of {} runs".format(*coverage.totals(by_variant[name]))
-
-    atomic_write_text(
-        out / "aggregates.csv", _csv_text(_with_status(agg_rows, coverage, variant_cov))
-    )
-    atomic_write_text(
-        out / "probability_of_improvement.csv",
-        _csv_text(_with_status(poi_rows, coverage, variant_cov)),
-    )
-    atomic_write_text(
-        out / "per_game.csv",
-        _csv_text(
-            _with_status(per_game_rows, coverage, _cov_fn(coverage, 0, 1) if coverage else None)
-        ),
-    )
-    mismatch_rows = [
-        ["variant", "source", "reference", "field", "value", "reference_value", "status"]
-    ]
-    for c in data.comparisons:
-        if c.ours_protocol and c.published_protocol:
-            for r in P.mismatch_rows(c.published_protocol, [c.ours_protocol])[1:]:
-                mismatch_rows.append([c.variant, *r])
-    atomic_write_text(
-        out / "protocol_mismatches.csv", _csv_text(_with_status(mismatch_rows, coverage))
-    )
-
-    # Learning curves (with the published final scores) and manifests.
-    curves: dict[str, dict[str, list]] = {}
-    manifests, curve_notes = [], []
-    for run in sorted(runs, key=_order):
-        run_dir = runs_dir / run.variant / run.game / str(run.seed)
-        got, note = read_curves(run_dir / "metrics.jsonl", out)
-        if note:
-            curve_notes.append(note)
-        last = got.pop("last", None)
-        if "final" not in got and last is not None:
-            # The run's score (scores.json, as collected) at its last logged epoch.
-            got["final"] = (last[0], np.array([run.raw]))
-        for label, (ep, ret) in got.items():
-            curves.setdefault(run.game, {}).setdefault(run.variant, []).append((label, ep, ret))
-        manifests.append(manifest_row(run_dir, run))
-    published: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
-    for c in data.comparisons:
-        for g in c.games:
-            published[g][c.variant] = c.published.runs[g]
+    intervals = _write_tables(data, refs, coverage, out)
+    curves, manifests, curve_notes = _run_curves(runs, runs_dir, out)
     man_rows = [list(MANIFEST_COLUMNS)] + [
         [m.get(col, "") for col in MANIFEST_COLUMNS] for m in manifests
     ]
@@ -604,9 +520,135 @@ def _write(
         out / "runs.csv",
         _csv_text(_with_status(man_rows, coverage, _cov_fn(coverage, 0, 1) if coverage else None)),
     )
+    _write_figures(runs, data, curves, intervals, coverage, out)
+    atomic_write_text(out / "protocols.md", _protocols_page(data, coverage))
+    atomic_write_text(
+        out / "reproduction.md",
+        _markdown(
+            source, runs_dir, out, runs, data, refs, cfg, manifests, notes + curve_notes, coverage
+        ),
+    )
+    return [out / f for f in report_files(coverage is not None)]
+
+
+def _per_game_rows(data: ReportData, refs: References) -> list[list[object]]:
+    rows: list[list[object]] = [
+        ["variant", "game", "ours_runs", "ours_raw", "ours_hns", "published_runs",
+         "published_raw", "published_hns"]
+    ]  # fmt: skip
+    for c in data.comparisons:
+        for g in c.games:
+            o, p = c.ours.runs[g], c.published.runs[g]
+            rows.append(
+                [c.variant, g, len(o), float(np.mean(o)), float(np.mean(refs.hns(g, o))),
+                 len(p), float(np.mean(p)), float(np.mean(refs.hns(g, p)))]
+            )  # fmt: skip
+    return rows
+
+
+def _aggregate_rows(intervals: dict[str, Interval]) -> list[list[object]]:
+    rows: list[list[object]] = [list(tables.AGGREGATE_COLUMNS)]
+    for name, iv in intervals.items():
+        for k, metric in enumerate(METRICS):
+            rows.append([name, metric, float(iv.estimate[k]), float(iv.low[k]), float(iv.high[k])])
+    return rows
+
+
+def _improvement_rows(data: ReportData) -> list[list[object]]:
+    rows: list[list[object]] = [["pair", "estimate", "ci_low", "ci_high"]]
+    for c in data.comparisons:
+        iv = c.improvement
+        pair = f"{c.ours.name},{c.published.name}"
+        rows.append([pair, float(iv.estimate[0]), float(iv.low[0]), float(iv.high[0])])
+    return rows
+
+
+def _mismatch_rows(data: ReportData) -> list[list[object]]:
+    rows: list[list[object]] = [
+        ["variant", "source", "reference", "field", "value", "reference_value", "status"]
+    ]
+    for c in data.comparisons:
+        if c.ours_protocol and c.published_protocol:
+            for r in P.mismatch_rows(c.published_protocol, [c.ours_protocol])[1:]:
+                rows.append([c.variant, *r])
+    return rows
+
+
+def _variant_cov(data: ReportData, coverage: Coverage | None):
+    """Coverage cell of a row named by an interval or a pair: the runs of our variant."""
+    by_variant = {f"ours ({c.variant})": c.variant for c in data.comparisons}
+
+    def fn(row: list[object]) -> str:
+        name = str(row[0]).split(",")[0]
+        if coverage is None or name not in by_variant:
+            return "published runs"
+        return "{} of {} runs".format(*coverage.totals(by_variant[name]))
+
+    return fn
+
+
+def _write_tables(
+    data: ReportData, refs: References, coverage: Coverage | None, out: Path
+) -> dict[str, Interval]:
+    """The comparison CSVs; returns the intervals of every score set compared."""
+    intervals: dict[str, Interval] = {}
+    for c in data.comparisons:
+        intervals.update(c.intervals)
+    variant_cov = _variant_cov(data, coverage)
+    game_cov = _cov_fn(coverage, 0, 1) if coverage else None
+    for name, rows, fn in (
+        ("aggregates.csv", _aggregate_rows(intervals), variant_cov),
+        ("probability_of_improvement.csv", _improvement_rows(data), variant_cov),
+        ("per_game.csv", _per_game_rows(data, refs), game_cov),
+        ("protocol_mismatches.csv", _mismatch_rows(data), None),
+    ):
+        atomic_write_text(out / name, _csv_text(_with_status(rows, coverage, fn)))
+    return intervals
+
+
+def _run_curves(
+    runs: list[Run], runs_dir: Path, out: Path
+) -> tuple[dict[str, dict[str, list]], list[dict[str, str]], list[str]]:
+    """Per game and variant the (label, epochs, returns) curves of every run, the runs'
+    manifest rows and notes on what their logs lack."""
+    curves: dict[str, dict[str, list]] = {}
+    manifests, notes = [], []
+    for run in sorted(runs, key=_order):
+        run_dir = runs_dir / run.variant / run.game / str(run.seed)
+        got, note = read_curves(run_dir / "metrics.jsonl", out)
+        if note:
+            notes.append(note)
+        last = got.pop("last", None)
+        if "final" not in got and last is not None:
+            # The run's score (scores.json, as collected) at its last logged epoch.
+            got["final"] = (last[0], np.array([run.raw]))
+        for label, (ep, ret) in got.items():
+            curves.setdefault(run.game, {}).setdefault(run.variant, []).append((label, ep, ret))
+        manifests.append(manifest_row(run_dir, run))
+    return curves, manifests, notes
+
+
+def _published_finals(data: ReportData) -> dict[str, dict[str, np.ndarray]]:
+    """game -> variant -> the published runs' final scores."""
+    published: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    for c in data.comparisons:
+        for g in c.games:
+            published[g][c.variant] = c.published.runs[g]
+    return dict(published)
+
+
+def _write_figures(
+    runs: list[Run],
+    data: ReportData,
+    curves: dict[str, dict[str, list]],
+    intervals: dict[str, Interval],
+    coverage: Coverage | None,
+    out: Path,
+) -> None:
+    """learning_curves.png and aggregates.png, with the protocol differences as a footer."""
     variants = sorted({r.variant for r in runs})
     colours = figures.palette({v: i for i, v in enumerate(variants)})
-    fig_colours = figures.palette({name: i for i, name in enumerate(all_intervals)})
+    fig_colours = figures.palette({name: i for i, name in enumerate(intervals)})
     footer = [line for c in data.comparisons
               for line in P.short_summary(c.published_protocol, [c.ours_protocol])
               if c.published_protocol and c.ours_protocol]  # fmt: skip
@@ -618,22 +660,11 @@ def _write(
         return figures.preliminary(fig, coverage.summary()) if coverage is not None else fig
 
     if runs:
-        curve_fig = figures.learning_curves_figure(curves, colours, dict(published))
+        curve_fig = figures.learning_curves_figure(curves, colours, _published_finals(data))
     else:
         curve_fig = figures.placeholder("No run has finished yet: nothing to plot.")
     figures.save_png(stamp(curve_fig), out, "learning_curves")
-    figures.save_png(
-        stamp(figures.aggregates_figure(all_intervals, fig_colours)), out, "aggregates"
-    )
-
-    atomic_write_text(out / "protocols.md", _protocols_page(data, coverage))
-    atomic_write_text(
-        out / "reproduction.md",
-        _markdown(
-            source, runs_dir, out, runs, data, refs, cfg, manifests, notes + curve_notes, coverage
-        ),
-    )
-    return [out / f for f in report_files(coverage is not None)]
+    figures.save_png(stamp(figures.aggregates_figure(intervals, fig_colours)), out, "aggregates")
 
 
 def _protocols_page(data: ReportData, coverage: Coverage | None) -> str:
@@ -668,6 +699,19 @@ def _markdown(
     notes: list[str],
     coverage: Coverage | None,
 ) -> str:
+    """reproduction.md: the inputs, protocol warnings, one section per compared variant,
+    the figures, the runs and the notes."""
+    md = _intro(source, out, runs, cfg, coverage)
+    md += _protocol_warnings(runs, data)
+    for c in data.comparisons:
+        md += _comparison_section(c, refs, coverage)
+    md += _closing(runs_dir, out, manifests, notes)
+    return "\n".join(md)
+
+
+def _intro(
+    source: Path, out: Path, runs: list[Run], cfg: ResultsConfig, coverage: Coverage | None
+) -> list[str]:
     variants = sorted({r.variant for r in runs})
     games = sorted({r.game for r in runs})
     seeds = sorted({r.seed for r in runs})
@@ -683,19 +727,22 @@ def _markdown(
             coverage.table(),
             "",
         ]
-    if runs:
-        md += [
-            f"Our runs: {len(runs)} from `{display_path(source, out)}` (variants {', '.join(variants)}; "
-            f"games {', '.join(games)}; seeds {', '.join(map(str, seeds))}), compared with the "
-            f"scores published with the REM paper (`{display_path(cfg.published_dir, out)}`). "
-            "Human-normalised scores; 95% stratified-bootstrap CIs "
-            f"({cfg.reps_aggregates} repetitions for aggregates, {cfg.reps_improvement} for "
-            f"the probability of improvement, seed {cfg.seed}). With few runs or games the CIs "
-            "are wide and say little; the verdicts only ask whether the intervals overlap.",
-            "",
-        ]
-    else:
-        md += ["No run has finished yet; nothing to aggregate.", ""]
+    if not runs:
+        return md + ["No run has finished yet; nothing to aggregate.", ""]
+    return md + [
+        f"Our runs: {len(runs)} from `{display_path(source, out)}` (variants {', '.join(variants)}; "
+        f"games {', '.join(games)}; seeds {', '.join(map(str, seeds))}), compared with the "
+        f"scores published with the REM paper (`{display_path(cfg.published_dir, out)}`). "
+        "Human-normalised scores; 95% stratified-bootstrap CIs "
+        f"({cfg.reps_aggregates} repetitions for aggregates, {cfg.reps_improvement} for "
+        f"the probability of improvement, seed {cfg.seed}). With few runs or games the CIs "
+        "are wide and say little; the verdicts only ask whether the intervals overlap.",
+        "",
+    ]
+
+
+def _protocol_warnings(runs: list[Run], data: ReportData) -> list[str]:
+    md: list[str] = []
     protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
     if protocol_lines:
         md += ["**Protocol warnings** (fields on which our runs and the published runs were "
@@ -706,50 +753,64 @@ def _markdown(
                "(`protocols.md`).", ""]  # fmt: skip
     if runs and not data.comparisons:
         md += ["No variant of the score table has published scores on its games.", ""]
-    for c in data.comparisons:
-        ours, pub = c.intervals[c.ours.name], c.intervals[c.published.name]
-        single = [g for g in c.games if len(c.ours.runs[g]) < 2]
-        ngames = f"{len(c.games)} game{'s' if len(c.games) > 1 else ''}"
-        md += [f"## {c.variant} ({ngames}: {', '.join(c.games)})", ""]
-        if coverage is not None:
-            md += [f"Coverage: {'{} of {}'.format(*coverage.totals(c.variant))} runs of "
-                   f"{c.variant} finished (PRELIMINARY).", ""]  # fmt: skip
-        rows = []
-        for k, m in enumerate(METRICS):
-            rows.append([METRIC_LABELS[m], tables.format_interval(ours, k, m), tables.format_interval(pub, k, m),
-                         verdict(ours, pub, k, m)])  # fmt: skip
-        md += [_md_table(["Metric", "Ours", "Published", "Verdict"], rows), ""]
-        if c.ours_protocol and c.published_protocol:
-            md += [
-                P.markdown_section(c.published_protocol, [c.ours_protocol], "Protocol", ORIGIN),
-                "",
-            ]
-        note = run_count_note({"ours": c.ours, "published": c.published})
-        if note:
-            md += [note, ""]
-        if single:
-            md += [
-                f"Caution: one run only on {', '.join(single)}; a bootstrap over one run has no "
-                "spread, so our intervals understate the uncertainty there.",
-                "",
-            ]
-        p = c.improvement
+    return md
+
+
+def _comparison_section(c: Comparison, refs: References, coverage: Coverage | None) -> list[str]:
+    """One variant against its published runs: metrics with verdicts, protocol, P(ours >
+    published) and the per-game means."""
+    single = [g for g in c.games if len(c.ours.runs[g]) < 2]
+    ngames = f"{len(c.games)} game{'s' if len(c.games) > 1 else ''}"
+    md = [f"## {c.variant} ({ngames}: {', '.join(c.games)})", ""]
+    if coverage is not None:
+        md += [f"Coverage: {'{} of {}'.format(*coverage.totals(c.variant))} runs of "
+               f"{c.variant} finished (PRELIMINARY).", ""]  # fmt: skip
+    md += [_metric_table(c), ""]
+    if c.ours_protocol and c.published_protocol:
         md += [
-            f"P(our run > published run), averaged over games: **{p.estimate[0]:.3f}** "
-            f"[{p.low[0]:.3f}, {p.high[0]:.3f}] (0.5 = indistinguishable).",
+            P.markdown_section(c.published_protocol, [c.ours_protocol], "Protocol", ORIGIN),
             "",
         ]
-        rows = []
-        for g in c.games:
-            o, q = c.ours.runs[g], c.published.runs[g]
-            cov = f" of {coverage.cell(c.variant, g)[1]}" if coverage is not None else ""
-            rows.append([g, f"{np.mean(o):.1f} (n={len(o)}{cov})", f"{np.mean(q):.1f} (n={len(q)})",
-                         f"{np.mean(refs.hns(g, o)):.3f}", f"{np.mean(refs.hns(g, q)):.3f}"])  # fmt: skip
+    note = run_count_note({"ours": c.ours, "published": c.published})
+    if note:
+        md += [note, ""]
+    if single:
         md += [
-            _md_table(["Game", "Ours raw", "Published raw", "Ours HNS", "Published HNS"], rows),
+            f"Caution: one run only on {', '.join(single)}; a bootstrap over one run has no "
+            "spread, so our intervals understate the uncertainty there.",
             "",
         ]
-    md += ["## Aggregates", "", "![Aggregates: ours vs published](aggregates.png)", ""]
+    p = c.improvement
+    md += [
+        f"P(our run > published run), averaged over games: **{p.estimate[0]:.3f}** "
+        f"[{p.low[0]:.3f}, {p.high[0]:.3f}] (0.5 = indistinguishable).",
+        "",
+    ]
+    return md + [_game_table(c, refs, coverage), ""]
+
+
+def _metric_table(c: Comparison) -> str:
+    ours, pub = c.intervals[c.ours.name], c.intervals[c.published.name]
+    rows = []
+    for k, m in enumerate(METRICS):
+        rows.append([METRIC_LABELS[m], tables.format_interval(ours, k, m), tables.format_interval(pub, k, m),
+                     verdict(ours, pub, k, m)])  # fmt: skip
+    return _md_table(["Metric", "Ours", "Published", "Verdict"], rows)
+
+
+def _game_table(c: Comparison, refs: References, coverage: Coverage | None) -> str:
+    rows = []
+    for g in c.games:
+        o, q = c.ours.runs[g], c.published.runs[g]
+        cov = f" of {coverage.cell(c.variant, g)[1]}" if coverage is not None else ""
+        rows.append([g, f"{np.mean(o):.1f} (n={len(o)}{cov})", f"{np.mean(q):.1f} (n={len(q)})",
+                     f"{np.mean(refs.hns(g, o)):.3f}", f"{np.mean(refs.hns(g, q)):.3f}"])  # fmt: skip
+    return _md_table(["Game", "Ours raw", "Published raw", "Ours HNS", "Published HNS"], rows)
+
+
+def _closing(runs_dir: Path, out: Path, manifests, notes: list[str]) -> list[str]:
+    """The figures, the runs' manifests and the notes."""
+    md = ["## Aggregates", "", "![Aggregates: ours vs published](aggregates.png)", ""]
     md += ["## Learning curves", "", "Solid: test return; dashed: train (collection) return; "
            "star: final evaluation (the run's score); one line per seed. Diamonds right of the "
            "last epoch: the published runs' final scores, their mean +- standard error as a "
@@ -765,4 +826,4 @@ def _markdown(
         md += [_md_table(cols, [[m.get(c, "") or "" for c in cols] for m in manifests]), ""]
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    return "\n".join(md)
+    return md

@@ -21,6 +21,12 @@ class Algorithm:
     colour: int  # index into seaborn's colorblind palette
 
 
+def published_name(variant: str) -> str:
+    """The published score file of a workflow variant (`rem`, or an ablation named as in
+    config/variants/), relative to the published folder."""
+    return "REM.json" if variant == "rem" else f"ablations/ablation-{variant}.json"
+
+
 # The paper's main comparison, in its order and colours (the reference's results/results.py).
 MAIN = (
     Algorithm("SimPLe", "SimPLe.json", 7),
@@ -28,17 +34,17 @@ MAIN = (
     Algorithm("TWM", "TWM.json", 0),
     Algorithm("STORM", "STORM.json", 6),
     Algorithm("IRIS", "IRIS.json", 2),
-    Algorithm("REM", "REM.json", 1),
+    Algorithm("REM", published_name("rem"), 1),
 )
 EXTRA_COLOURS = (3, 5, 8, 9)  # palette entries the paper leaves free
-# Ablations (the reference's results/ablation_results.py); the files name the variants of config/variants/.
+# Ablations (the reference's results/ablation_results.py), one per variant of config/variants/.
 ABLATIONS = (
-    Algorithm("REM", "REM.json", 1),
-    Algorithm("No POP", "ablations/ablation-no-pop.json", 0),
-    Algorithm("Separate WM emb.", "ablations/ablation-separate-wm-embeddings.json", 2),
-    Algorithm("4x4 tokenizer", "ablations/ablation-4x4-tokenizer.json", 3),
-    Algorithm("No latent AC", "ablations/ablation-no-latent-ac.json", 4),
-    Algorithm("AC w/o action inputs", "ablations/ablation-no-action-input.json", 5),
+    Algorithm("REM", published_name("rem"), 1),
+    Algorithm("No POP", published_name("no-pop"), 0),
+    Algorithm("Separate WM emb.", published_name("separate-wm-embeddings"), 2),
+    Algorithm("4x4 tokenizer", published_name("4x4-tokenizer"), 3),
+    Algorithm("No latent AC", published_name("no-latent-ac"), 4),
+    Algorithm("AC w/o action inputs", published_name("no-action-input"), 5),
 )
 
 
@@ -75,7 +81,7 @@ def study_inputs(study: str, published_dir: str, baselines_extra: list[str] = ()
     """Published files a study reads; extras that do not exist are left out (reported later)."""
     pub = Path(published_dir)
     if study == "seeds":
-        return [str(pub / f) for f in (*REFERENCE_FILES, "REM.json")]
+        return [str(pub / f) for f in (*REFERENCE_FILES, published_name("rem"))]
     algos = MAIN if study == "main" else ABLATIONS
     files = [str(pub / f) for f in REFERENCE_FILES] + [str(pub / a.file) for a in algos]
     if study == "main":
