@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from rem.cli import UserError
+
+if TYPE_CHECKING:
+    from rem.ops.plan import Plan
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,14 +61,9 @@ def _h(hours: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rem.ops.plan import BENCH_DIR, find_measurement, plan
-    from rem.ops.sweep import SweepError, display_path, load_sweep
+    from rem.ops.sweep import SweepError, load_sweep
 
-    if args.gpus < 1:
-        raise UserError(f"--gpus {args.gpus}: give the number of GPUs, at least 1")
-    if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
-        raise UserError(f"--runs-per-gpu {args.runs_per_gpu}: at least 1")
-    if args.slowdown is not None and args.slowdown <= 0:
-        raise UserError(f"--slowdown {args.slowdown}: a positive factor (1 = no slowdown)")
+    _check_numbers(args)
     try:
         sweep = load_sweep(args.configfile)
     except SweepError as err:
@@ -88,7 +87,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from err
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
-        return 0
+    else:
+        _print_plan(result, slowdown_given=args.slowdown is not None)
+    return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.gpus < 1:
+        raise UserError(f"--gpus {args.gpus}: give the number of GPUs, at least 1")
+    if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
+        raise UserError(f"--runs-per-gpu {args.runs_per_gpu}: at least 1")
+    if args.slowdown is not None and args.slowdown <= 0:
+        raise UserError(f"--slowdown {args.slowdown}: a positive factor (1 = no slowdown)")
+
+
+def _print_plan(result: Plan, slowdown_given: bool) -> None:
+    """The plan as text: the runs, the measurement, then per sharing slowdown the hours."""
+    from rem.ops.sweep import display_path
+
     total = sum(result.runs.values())
     per_variant = ", ".join(f"{v} {n}" for v, n in result.runs.items())
     epochs = sorted(set(result.epochs.values()))
@@ -113,10 +129,9 @@ def run(args: argparse.Namespace) -> int:
                 " (no contention)"
                 if p.slowdown == 1
                 else " (the GPU was already busy: no gain from packing)"
-                if p.slowdown == result.runs_per_gpu and args.slowdown is None
+                if p.slowdown == result.runs_per_gpu and not slowdown_given
                 else ""
             )
             print(label)
         print(f"    GPU-hours   {_h(p.gpu_hours)}  (run-hours {_h(p.run_hours)})")
         print(f"    wall-clock  {_h(p.wall_s / 3600)}")
-    return 0

@@ -118,6 +118,20 @@ def _bench_device(payload: dict[str, Any]) -> str:
 
 def from_bench(path: Path, sweep: Sweep) -> Measurement:
     """One run's seconds from an epoch benchmark JSON; SweepError saying why it cannot."""
+    payload = _read_bench(path)
+    notes = ["the benchmark times variant rem; every variant is assumed to cost the same"]
+    if sweep.preset == "paper":
+        return _paper_measurement(path, payload, sweep, notes)
+    if sweep.preset == "quick":
+        return _quick_measurement(path, payload, sweep, notes)
+    raise SweepError(
+        f"the config's preset {sweep.preset!r} has no benchmark size (the benchmarks time the "
+        "paper and quick presets); finish one run of this config, then `rem plan` again"
+    )
+
+
+def _read_bench(path: Path) -> dict[str, Any]:
+    """The payload of a `python -m benchmarks` JSON; SweepError when it is not one."""
     try:
         payload = json.loads(Path(path).read_text())
     except OSError as err:
@@ -128,107 +142,136 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
         raise SweepError(
             f"{path} is not a `python -m benchmarks` JSON (no schema rem-bench/1); {HOW_TO_MEASURE}"
         )
-    results = payload.get("results") or []
-    device = _bench_device(payload)
+    return payload
+
+
+def _bench_result(payload: dict[str, Any], name: str, size: str) -> dict | None:
+    """The epoch suite's result `name` at `size` (None: not measured)."""
+    return next(
+        (
+            r
+            for r in payload.get("results") or []
+            if r.get("suite") == "epoch" and r.get("name") == name and r.get("size") == size
+        ),
+        None,
+    )
+
+
+def _bench_on_cpu(payload: dict[str, Any]) -> bool:
+    return "cpu" in str((payload.get("options") or {}).get("device", ""))
+
+
+def _composed_epoch(path: Path, payload: dict[str, Any]) -> tuple[dict, float]:
+    """The composed paper epoch and the factor its training phases need: size paper, else
+    size reduced measured on a CPU (x REDUCE)."""
+    composed, scale = _bench_result(payload, "composed_epoch", "paper"), 1.0
+    if composed is None:
+        composed = _bench_result(payload, "composed_epoch", "reduced")
+        if composed is not None and not _bench_on_cpu(payload):
+            raise SweepError(
+                f"{path} measured size 'reduced' (batch / {REDUCE}) on a GPU, where time "
+                f"does not scale with the batch; {HOW_TO_MEASURE}"
+            )
+        scale = REDUCE if composed is not None else scale
+    if composed is None:
+        results = payload.get("results") or []
+        sizes = sorted({r.get("size") for r in results if r.get("suite") == "epoch"})
+        raise SweepError(
+            f"{path} has no composed_epoch at size paper or reduced (epoch sizes: "
+            f"{', '.join(map(str, sizes)) or 'none'}); {HOW_TO_MEASURE}"
+        )
+    return composed, scale
+
+
+def _phase_hours(payload: dict[str, Any], derived: dict[str, Any]) -> tuple[dict, str]:
+    """Hours of one paper run per phase, and the basis: wall time, or process CPU time on a
+    shared, overloaded CPU (the better estimate there, see epoch_bench)."""
     machine = payload.get("machine") or {}
-    when = payload.get("finished_utc", "?")
-
-    def find(name: str, size: str) -> dict | None:
-        return next(
-            (
-                r
-                for r in results
-                if r.get("suite") == "epoch" and r.get("name") == name and r.get("size") == size
-            ),
-            None,
-        )
-
-    notes = ["the benchmark times variant rem; every variant is assumed to cost the same"]
-    if sweep.preset == "paper":
-        composed = find("composed_epoch", "paper")
-        scale = 1.0
-        if composed is None and (composed := find("composed_epoch", "reduced")) is not None:
-            if "cpu" not in str((payload.get("options") or {}).get("device", "")):
-                raise SweepError(
-                    f"{path} measured size 'reduced' (batch / {REDUCE}) on a GPU, where time "
-                    f"does not scale with the batch; {HOW_TO_MEASURE}"
-                )
-            scale = REDUCE
-        if composed is None:
-            sizes = sorted({r.get("size") for r in results if r.get("suite") == "epoch"})
-            raise SweepError(
-                f"{path} has no composed_epoch at size paper or reduced (epoch sizes: "
-                f"{', '.join(map(str, sizes)) or 'none'}); {HOW_TO_MEASURE}"
-            )
-        derived = composed.get("derived") or {}
-        by_phase = dict(derived.get("run_by_phase_h") or {})
-        load = (machine.get("loadavg_1_5_15") or [0])[0]
-        usable = machine.get("cpus_usable") or machine.get("cpu_count") or 1
-        basis = "wall time"
-        cpu_based = derived.get("cpu_time_based") or {}
-        if "cpu" in device and load > usable and cpu_based.get("epoch_by_phase_s"):
-            # a shared, overloaded CPU: process CPU time is the better estimate (epoch_bench)
-            wall_epoch = derived.get("epoch_by_phase_s") or {}
-            ratio = {
-                k: cpu_based["epoch_by_phase_s"][k] / wall_epoch[k]
-                for k in ("tokenizer", "world_model", "actor_critic", "collection")
-                if wall_epoch.get(k)
-            }
-            by_phase = {k: v * ratio.get(k, 1.0) for k, v in by_phase.items()}
-            basis = f"process CPU time (the machine's load {load:.1f} exceeded its {usable} CPUs)"
-        if scale != 1.0:
-            for k in ("tokenizer", "world_model", "actor_critic"):
-                by_phase[k] = by_phase.get(k, 0.0) * scale
-            notes.append(
-                f"measured at size reduced (paper models, batch / {REDUCE}) on a CPU; the three "
-                f"training phases are scaled x{REDUCE} (per-sample cost; a CPU is compute-bound). "
-                "For the real figure run the benchmark with --sizes paper"
-            )
-        run_s = sum(by_phase.values()) * 3600
-        epochs = {variant_epochs(sweep, v) for v in sweep.variants}
-        per_run = {
-            v: run_s * variant_epochs(sweep, v) / PAPER_SCHEDULE_EPOCHS for v in sweep.variants
+    by_phase = dict(derived.get("run_by_phase_h") or {})
+    load = (machine.get("loadavg_1_5_15") or [0])[0]
+    usable = machine.get("cpus_usable") or machine.get("cpu_count") or 1
+    cpu_based = derived.get("cpu_time_based") or {}
+    if "cpu" in _bench_device(payload) and load > usable and cpu_based.get("epoch_by_phase_s"):
+        wall_epoch = derived.get("epoch_by_phase_s") or {}
+        ratio = {
+            k: cpu_based["epoch_by_phase_s"][k] / wall_epoch[k]
+            for k in ("tokenizer", "world_model", "actor_critic", "collection")
+            if wall_epoch.get(k)
         }
-        if epochs != {PAPER_SCHEDULE_EPOCHS}:
-            notes.append(f"scaled from the paper's {PAPER_SCHEDULE_EPOCHS}-epoch schedule")
-        ev = derived.get("evaluation_assumption")
-        if ev:
-            notes.append(f"evaluation time assumes {ev}")
-        source = (
-            f"benchmark {display_path(path)} ({when}): composed_epoch, size {composed.get('size')}, "
-            f"{basis}, {run_s / 3600:.2f} h per {PAPER_SCHEDULE_EPOCHS}-epoch run"
+        by_phase = {k: v * ratio.get(k, 1.0) for k, v in by_phase.items()}
+        return (
+            by_phase,
+            f"process CPU time (the machine's load {load:.1f} exceeded its {usable} CPUs)",
         )
-        on_cpu = "cpu" in str((payload.get("options") or {}).get("device", ""))
-        return Measurement(
-            source, device, per_run, statistics.median(per_run.values()), notes, on_cpu
-        )
-    if sweep.preset == "quick":
-        epoch, evaluation = find("measured_epoch", "tiny"), find("measured_evaluation", "tiny")
-        if epoch is None:
-            raise SweepError(
-                f"{path} has no measured_epoch at size tiny (the quick preset); run "
-                "`python -m benchmarks epoch --sizes tiny --json FILE`"
-            )
-        from rem.config import load_config
+    return by_phase, "wall time"
 
-        per_run = {}
-        for v in sweep.variants:
-            cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
-            n = cfg.run.epochs
-            ev = statistics.median(evaluation["times_s"]) if evaluation else 0.0
-            per_run[v] = n * statistics.median(epoch["times_s"]) + n // cfg.evaluation.every * ev
-        notes.append("every epoch counted as a full one (the first epochs train less)")
-        return Measurement(
-            f"benchmark {display_path(path)} ({when}): measured_epoch (the trainer's own epochs, quick preset)",
-            device,
-            per_run,
-            statistics.median(per_run.values()),
-            notes,
-            "cpu" in str((payload.get("options") or {}).get("device", "")),
+
+def _paper_measurement(
+    path: Path, payload: dict[str, Any], sweep: Sweep, notes: list[str]
+) -> Measurement:
+    """The paper preset: the composed epoch's run time, scaled to each variant's epochs."""
+    composed, scale = _composed_epoch(path, payload)
+    derived = composed.get("derived") or {}
+    by_phase, basis = _phase_hours(payload, derived)
+    if scale != 1.0:
+        for k in ("tokenizer", "world_model", "actor_critic"):
+            by_phase[k] = by_phase.get(k, 0.0) * scale
+        notes.append(
+            f"measured at size reduced (paper models, batch / {REDUCE}) on a CPU; the three "
+            f"training phases are scaled x{REDUCE} (per-sample cost; a CPU is compute-bound). "
+            "For the real figure run the benchmark with --sizes paper"
         )
-    raise SweepError(
-        f"the config's preset {sweep.preset!r} has no benchmark size (the benchmarks time the "
-        "paper and quick presets); finish one run of this config, then `rem plan` again"
+    run_s = sum(by_phase.values()) * 3600
+    epochs = {variant_epochs(sweep, v) for v in sweep.variants}
+    per_run = {v: run_s * variant_epochs(sweep, v) / PAPER_SCHEDULE_EPOCHS for v in sweep.variants}
+    if epochs != {PAPER_SCHEDULE_EPOCHS}:
+        notes.append(f"scaled from the paper's {PAPER_SCHEDULE_EPOCHS}-epoch schedule")
+    ev = derived.get("evaluation_assumption")
+    if ev:
+        notes.append(f"evaluation time assumes {ev}")
+    source = (
+        f"benchmark {display_path(path)} ({payload.get('finished_utc', '?')}): composed_epoch, "
+        f"size {composed.get('size')}, {basis}, {run_s / 3600:.2f} h per "
+        f"{PAPER_SCHEDULE_EPOCHS}-epoch run"
+    )
+    return Measurement(
+        source,
+        _bench_device(payload),
+        per_run,
+        statistics.median(per_run.values()),
+        notes,
+        _bench_on_cpu(payload),
+    )
+
+
+def _quick_measurement(
+    path: Path, payload: dict[str, Any], sweep: Sweep, notes: list[str]
+) -> Measurement:
+    """The quick preset: the trainer's own measured epochs and evaluations at size tiny."""
+    epoch = _bench_result(payload, "measured_epoch", "tiny")
+    evaluation = _bench_result(payload, "measured_evaluation", "tiny")
+    if epoch is None:
+        raise SweepError(
+            f"{path} has no measured_epoch at size tiny (the quick preset); run "
+            "`python -m benchmarks epoch --sizes tiny --json FILE`"
+        )
+    from rem.config import load_config
+
+    per_run = {}
+    for v in sweep.variants:
+        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        n = cfg.run.epochs
+        ev = statistics.median(evaluation["times_s"]) if evaluation else 0.0
+        per_run[v] = n * statistics.median(epoch["times_s"]) + n // cfg.evaluation.every * ev
+    notes.append("every epoch counted as a full one (the first epochs train less)")
+    return Measurement(
+        f"benchmark {display_path(path)} ({payload.get('finished_utc', '?')}): measured_epoch "
+        "(the trainer's own epochs, quick preset)",
+        _bench_device(payload),
+        per_run,
+        statistics.median(per_run.values()),
+        notes,
+        _bench_on_cpu(payload),
     )
 
 
@@ -280,36 +323,20 @@ def plan(
     runs_per_gpu: int | None = None,
     slowdown: float | None = None,
 ) -> Plan:
+    """The sweep's runs placed on `gpus` GPUs with `runs_per_gpu` runs sharing each: run-
+    and GPU-hours and wall-clock, per sharing slowdown (given, else 1 and K)."""
     k = runs_per_gpu or sweep.runs_per_gpu
     gpus_per_run = sweep.gpus_per_train_job
     notes = []
-    if gpus_per_run == 0:
-        slots = gpus * k
-        notes.append(
-            "the config trains on CPU (resources.train.gpu: 0): --gpus counts parallel jobs "
-            "and GPU-hours are run-hours"
-        )
-    elif gpus_per_run == 1:
-        slots = gpus * k
-    else:
-        if k > 1:
-            raise SweepError(
-                f"--runs-per-gpu {k} needs one GPU per run, but resources.train.gpu is "
-                f"{gpus_per_run}; set it to 1 or use --runs-per-gpu 1"
-            )
-        slots = gpus // gpus_per_run
-        if slots == 0:
-            raise SweepError(f"--gpus {gpus} is fewer than the {gpus_per_run} GPUs one run needs")
+    slots = _slots(gpus, k, gpus_per_run, notes)
     counts = Counter(r.variant for r in sweep.runs)
     base = [measurement.per_run_s.get(r.variant, measurement.default_s) for r in sweep.runs]
     factors = [slowdown] if slowdown is not None else ([1.0, float(k)] if k > 1 else [1.0])
+    share = 1.0 if gpus_per_run == 0 else (gpus_per_run / k if gpus_per_run == 1 else gpus_per_run)
     placements = []
     for f in factors:
         durations = [d * f for d in base]
         run_hours = sum(durations) / 3600
-        share = (
-            1.0 if gpus_per_run == 0 else (gpus_per_run / k if gpus_per_run == 1 else gpus_per_run)
-        )
         placements.append(Placement(f, run_hours, run_hours * share, wall_clock(durations, slots)))
     if measurement.on_cpu and gpus_per_run >= 1:
         notes.append(
@@ -334,3 +361,24 @@ def plan(
         placements=placements,
         notes=notes,
     )
+
+
+def _slots(gpus: int, k: int, gpus_per_run: int, notes: list[str]) -> int:
+    """Runs at a time on `gpus` GPUs, K runs per GPU; SweepError when the two disagree."""
+    if gpus_per_run == 0:
+        notes.append(
+            "the config trains on CPU (resources.train.gpu: 0): --gpus counts parallel jobs "
+            "and GPU-hours are run-hours"
+        )
+        return gpus * k
+    if gpus_per_run == 1:
+        return gpus * k
+    if k > 1:
+        raise SweepError(
+            f"--runs-per-gpu {k} needs one GPU per run, but resources.train.gpu is "
+            f"{gpus_per_run}; set it to 1 or use --runs-per-gpu 1"
+        )
+    slots = gpus // gpus_per_run
+    if slots == 0:
+        raise SweepError(f"--gpus {gpus} is fewer than the {gpus_per_run} GPUs one run needs")
+    return slots

@@ -262,14 +262,45 @@ class _Context:
 
 def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) -> RunStatus:
     """The status of one run folder (which may not exist: pending)."""
-    st = RunStatus(*key, state="pending", path=str(path), epochs=epochs_hint)
+    st = RunStatus(
+        key.variant, key.game, key.seed, state="pending", path=str(path), epochs=epochs_hint
+    )
     try:
         names = set(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return st
     if not names:
         return st
-    # --- identity and static facts
+    manifest = _read_manifest(path, names, st)
+    if manifest:
+        _apply_manifest(st, manifest, key)
+    times, failed_line = _read_progress(path, names, st)
+    st.since_progress_s = _since_progress(path, names, manifest, ctx)
+    st.failures = _count_failures(path) if "failures.json" in names else 0
+    if ctx.logs_dir is not None:
+        st.slurm_job = _slurm_job(ctx, key)
+    if "COMPLETED" in names:
+        st.state = "completed"
+        st.epoch = st.epochs if st.epochs is not None else st.epoch
+        st.eta_s = 0.0
+        return st
+    holder_pid, holder_host = _lock_holder(path / ".lock") if ".lock" in names else (None, None)
+    st.pid, st.host = holder_pid or st.pid, holder_host or st.host
+    if _is_running(path, st, ctx, names):
+        _running_state(st, times, ctx)
+    else:
+        st.state = "failed"
+        if "manifest.json" not in names:
+            st.notes.append("run files but no manifest.json: not (yet) written by `rem train`")
+    if st.epochs is not None and st.epoch is not None and st.epoch_s is not None:
+        st.eta_s = max(0, st.epochs - st.epoch) * st.epoch_s
+    if st.state == "failed":
+        _explain_failure(st, key, manifest, failed_line, ctx)
+    return st
+
+
+def _read_manifest(path: Path, names: set[str], st: RunStatus) -> dict[str, Any] | None:
+    """The run's manifest.json if it is one of `rem train` (else None, with a note)."""
     manifest: dict[str, Any] | None = None
     if "manifest.json" in names:
         try:
@@ -281,20 +312,33 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
         ):
             st.notes.append("manifest.json is not a `rem train` manifest (no game/variant/seed)")
             manifest = None
-    if manifest:
-        epochs = ((manifest.get("config") or {}).get("run") or {}).get("epochs")
-        st.epochs = epochs if isinstance(epochs, int) else st.epochs
-        st.device = manifest.get("device_name") or manifest.get("device")
-        st.device_type = str(manifest.get("device") or "").split(":")[0] or None
-        sessions = manifest.get("sessions") or []
-        if sessions:
-            st.host, st.pid = sessions[-1].get("host"), sessions[-1].get("pid")
-        if (manifest.get("variant"), manifest.get("game"), manifest.get("seed")) != tuple(key):
-            st.notes.append(
-                f"manifest says {manifest.get('variant')}/{manifest.get('game')}/"
-                f"{manifest.get('seed')}, not the folder's run"
-            )
-    # --- progress: the tail of metrics.jsonl
+    return manifest
+
+
+def _apply_manifest(st: RunStatus, manifest: dict[str, Any], key: RunKey) -> None:
+    """Identity and static facts: epochs, device, the last session's host and pid."""
+    epochs = ((manifest.get("config") or {}).get("run") or {}).get("epochs")
+    st.epochs = epochs if isinstance(epochs, int) else st.epochs
+    st.device = manifest.get("device_name") or manifest.get("device")
+    st.device_type = str(manifest.get("device") or "").split(":")[0] or None
+    sessions = manifest.get("sessions") or []
+    if sessions:
+        st.host, st.pid = sessions[-1].get("host"), sessions[-1].get("pid")
+    if (manifest.get("variant"), manifest.get("game"), manifest.get("seed")) != (
+        key.variant,
+        key.game,
+        key.seed,
+    ):
+        st.notes.append(
+            f"manifest says {manifest.get('variant')}/{manifest.get('game')}/"
+            f"{manifest.get('seed')}, not the folder's run"
+        )
+
+
+def _read_progress(path: Path, names: set[str], st: RunStatus) -> tuple[list[float], dict | None]:
+    """Progress from the tail of metrics.jsonl: epoch, epoch time, training time, latest test
+    return (the final evaluation's when done). Returns the recent epoch times and the last
+    line of a failed epoch (None: none)."""
     records, bad, more = (
         _read_tail(path / "metrics.jsonl") if "metrics.jsonl" in names else ([], 0, False)
     )
@@ -314,22 +358,7 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
         ]
         if times:
             st.epoch_s = statistics.median(times)
-        elapsed = next(
-            (
-                r["time/elapsed"]
-                for r in reversed(progress)
-                if isinstance(r.get("time/elapsed"), (int, float))
-            ),
-            None,
-        )
-        if elapsed is None:  # runs from before `time/elapsed`: sum the whole file once
-            every = _read_all(path / "metrics.jsonl") if more else progress
-            elapsed = sum(
-                r.get("time/epoch") or 0.0
-                for r in every
-                if not r.get("final") and not r.get("failed")
-            )
-        st.elapsed_s = float(elapsed)
+        st.elapsed_s = _elapsed(path, progress, more)
         tested = next(
             (r for r in reversed(progress) if r.get("test/return_mean") is not None), None
         )
@@ -339,13 +368,43 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
                 tested["epoch"],
             )
     if final is not None:
-        if final.get("final/mean_return") is not None:
-            st.test_return, st.test_return_epoch = (
-                float(final["final/mean_return"]),
-                final.get("epoch"),
-            )
-        if isinstance(final.get("final/eval_seconds"), (int, float)):
-            st.elapsed_s = (st.elapsed_s or 0.0) + float(final["final/eval_seconds"])
+        _apply_final(st, final)
+    return times, failed_line
+
+
+def _elapsed(path: Path, progress: list[dict], more: bool) -> float:
+    """Training seconds of the kept epochs: the last `time/elapsed`, else the epoch times."""
+    elapsed = next(
+        (
+            r["time/elapsed"]
+            for r in reversed(progress)
+            if isinstance(r.get("time/elapsed"), (int, float))
+        ),
+        None,
+    )
+    if elapsed is None:  # runs from before `time/elapsed`: sum the whole file once
+        every = _read_all(path / "metrics.jsonl") if more else progress
+        elapsed = sum(
+            r.get("time/epoch") or 0.0 for r in every if not r.get("final") and not r.get("failed")
+        )
+    return float(elapsed)
+
+
+def _apply_final(st: RunStatus, final: dict) -> None:
+    """The final evaluation's line: the run's score and the evaluation's seconds."""
+    if final.get("final/mean_return") is not None:
+        st.test_return, st.test_return_epoch = (
+            float(final["final/mean_return"]),
+            final.get("epoch"),
+        )
+    if isinstance(final.get("final/eval_seconds"), (int, float)):
+        st.elapsed_s = (st.elapsed_s or 0.0) + float(final["final/eval_seconds"])
+
+
+def _since_progress(
+    path: Path, names: set[str], manifest: dict[str, Any] | None, ctx: _Context
+) -> float | None:
+    """Seconds since the run last wrote metrics.jsonl or its last session started."""
     try:
         last_write = os.stat(path / "metrics.jsonl").st_mtime if "metrics.jsonl" in names else None
     except OSError:
@@ -356,45 +415,26 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
     last_progress = (
         max(t for t in (last_write, started) if t is not None) if (last_write or started) else None
     )
-    if last_progress is not None:
-        st.since_progress_s = max(0.0, ctx.now - last_progress)
-    st.failures = _count_failures(path) if "failures.json" in names else 0
-    if ctx.logs_dir is not None:
-        st.slurm_job = _slurm_job(ctx, key)
-    # --- state
-    if "COMPLETED" in names:
-        st.state = "completed"
-        st.epoch = st.epochs if st.epochs is not None else st.epoch
-        st.eta_s = 0.0
-        return st
-    holder_pid, holder_host = _lock_holder(path / ".lock") if ".lock" in names else (None, None)
-    st.pid, st.host = holder_pid or st.pid, holder_host or st.host
-    running = _is_running(path, st, ctx, names)
-    if running:
-        st.state = "running"
-        if st.elapsed_s is not None and st.since_progress_s is not None:
-            st.elapsed_s += st.since_progress_s  # the epoch in progress
-        elif st.since_progress_s is not None:
-            st.elapsed_s = st.since_progress_s
-        limit = (
-            max(STALL_FACTOR * max(times), STALL_MIN_S) if progress and times else STALL_UNKNOWN_S
+    return None if last_progress is None else max(0.0, ctx.now - last_progress)
+
+
+def _running_state(st: RunStatus, times: list[float], ctx: _Context) -> None:
+    """A held run: running, or stalled when no epoch came for much longer than its epochs
+    take."""
+    st.state = "running"
+    if st.elapsed_s is not None and st.since_progress_s is not None:
+        st.elapsed_s += st.since_progress_s  # the epoch in progress
+    elif st.since_progress_s is not None:
+        st.elapsed_s = st.since_progress_s
+    # times is empty when no epoch has finished yet
+    limit = max(STALL_FACTOR * max(times), STALL_MIN_S) if times else STALL_UNKNOWN_S
+    if st.since_progress_s is not None and st.since_progress_s > limit:
+        st.state = "stalled"
+        st.error = (
+            f"no new epoch for {fmt_duration(st.since_progress_s)} (its epochs take "
+            f"{fmt_duration(st.epoch_s) if st.epoch_s else 'unknown'})"
+            + ("" if st.host in (None, ctx.host) else f"; on host {st.host}")
         )
-        if st.since_progress_s is not None and st.since_progress_s > limit:
-            st.state = "stalled"
-            st.error = (
-                f"no new epoch for {fmt_duration(st.since_progress_s)} (its epochs take "
-                f"{fmt_duration(st.epoch_s) if st.epoch_s else 'unknown'})"
-                + ("" if st.host in (None, ctx.host) else f"; on host {st.host}")
-            )
-    else:
-        st.state = "failed"
-        if "manifest.json" not in names:
-            st.notes.append("run files but no manifest.json: not (yet) written by `rem train`")
-    if st.epochs is not None and st.epoch is not None and st.epoch_s is not None:
-        st.eta_s = max(0, st.epochs - st.epoch) * st.epoch_s
-    if st.state == "failed":
-        _explain_failure(st, key, manifest, failed_line, ctx)
-    return st
 
 
 def _log_path(ctx: _Context, key: RunKey) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rem.ops.sweep import DEFAULT_CONFIG, expand_runs, validate
+from rem.ops.sweep import DEFAULT_CONFIG, RunKey, expand_runs, validate
 
 # The keys of one paper epoch line (rem.training.trainer), values filled per epoch.
 EPOCH_KEYS = (
@@ -46,6 +46,8 @@ EVAL_KEYS = (
     + [f"world_model/eval/{m}" for m in ("loss", "loss_obs", "loss_reward", "loss_end")]
     + ["imagination/return_mean", "imagination/length_mean"]
 )
+# The final evaluation's line of a completed run (after its epoch).
+FINAL_LINE = {"final": True, "final/mean_return": 50.0, "final/eval_seconds": 90.0}
 
 
 def _epoch_line(rng: random.Random, epoch: int, elapsed: float, seconds: float) -> dict:
@@ -80,61 +82,64 @@ def write_sweep(root: str | Path, seed: int = 0) -> Path:
         roll = rng.random()
         if roll >= 0.7:
             continue  # pending: no folder
-        folder = root / "runs" / key.variant / key.game / str(key.seed)
-        folder.mkdir(parents=True)
         epochs = configs[key.variant]["run"]["epochs"]
         done = roll < 0.4
         last = epochs if done else rng.randint(1, epochs - 1)
-        manifest = {
-            "game": key.game,
-            "variant": key.variant,
-            "seed": key.seed,
-            "config": configs[key.variant],
-            "preset": cfg["preset"],
-            "device": "cuda:0",
-            "device_name": "NVIDIA H100 80GB HBM3",
-            "status": "completed" if done else "running",
-            "started_at": "2026-01-01T00:00:00+00:00",
-            "sessions": [
-                {
-                    "started_at": "2026-01-01T00:00:00+00:00",
-                    "from_epoch": 0,
-                    "host": "gpu-node-07",
-                    "pid": 4242,
-                }
-            ],
-        }
+        folder = root / "runs" / key.variant / key.game / str(key.seed)
+        folder.mkdir(parents=True)
+        manifest = _manifest(key, configs[key.variant], cfg["preset"], done)
         (folder / "manifest.json").write_text(json.dumps(manifest))
-        lines, elapsed = [], 0.0
-        for epoch in range(1, last + 1):
-            seconds = 30.0 + 10 * rng.random()
-            elapsed += seconds
-            lines.append(json.dumps(_epoch_line(rng, epoch, elapsed, seconds)))
+        lines = _metrics_lines(rng, last)
         if done:
-            lines.append(
-                json.dumps(
-                    {
-                        "epoch": epochs,
-                        "final": True,
-                        "final/mean_return": 50.0,
-                        "final/eval_seconds": 90.0,
-                    }
-                )
-            )
+            lines.append(json.dumps({"epoch": epochs} | FINAL_LINE))
             (folder / "scores.json").write_text(json.dumps({"mean_return": 50.0}))
             (folder / "COMPLETED").write_text("completed\n")
         (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         (folder / ".lock").write_text("pid 4242 on host gpu-node-07, since 2026-01-01: rem train\n")
-        log = root / "logs" / "train" / key.variant / key.game / f"{key.seed}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        header = (
-            f"== job start on gpu-node-07 at 2026-01-01T00:00:00Z (SLURM job {1000 + len(lines)})\n"
-        )
-        log.write_text(
-            header + "".join(f"epoch {i}/{epochs} | 30.0s\n" for i in range(1, last + 1))
-        )
-        log.with_name(f"{key.seed}.attempts.log").write_text(log.read_text())
+        _write_logs(root, key, last, epochs, len(lines))
     return config_path
+
+
+def _manifest(key: RunKey, config: dict, preset: str, done: bool) -> dict[str, Any]:
+    """A trainer's manifest.json: the resolved config and one session on a GPU node."""
+    return {
+        "game": key.game,
+        "variant": key.variant,
+        "seed": key.seed,
+        "config": config,
+        "preset": preset,
+        "device": "cuda:0",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "status": "completed" if done else "running",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "sessions": [
+            {
+                "started_at": "2026-01-01T00:00:00+00:00",
+                "from_epoch": 0,
+                "host": "gpu-node-07",
+                "pid": 4242,
+            }
+        ],
+    }
+
+
+def _metrics_lines(rng: random.Random, last: int) -> list[str]:
+    """metrics.jsonl lines of epochs 1..last, each 30-40 s."""
+    lines, elapsed = [], 0.0
+    for epoch in range(1, last + 1):
+        seconds = 30.0 + 10 * rng.random()
+        elapsed += seconds
+        lines.append(json.dumps(_epoch_line(rng, epoch, elapsed, seconds)))
+    return lines
+
+
+def _write_logs(root: Path, key: RunKey, last: int, epochs: int, n_lines: int) -> None:
+    """The job's log and attempts log in the workflow's layout (logs/train/...)."""
+    log = root / "logs" / "train" / key.variant / key.game / f"{key.seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    header = f"== job start on gpu-node-07 at 2026-01-01T00:00:00Z (SLURM job {1000 + n_lines})\n"
+    log.write_text(header + "".join(f"epoch {i}/{epochs} | 30.0s\n" for i in range(1, last + 1)))
+    log.with_name(f"{key.seed}.attempts.log").write_text(log.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
