@@ -253,6 +253,43 @@ def _read_state(root: Path, record: dict[str, Any], map_location) -> dict:
     return state
 
 
+def _load_verified(root: Path, record: dict[str, Any], map_location, replay: bool) -> dict:
+    """Verify one committed checkpoint (sizes, SHA-256, replay lengths), then read its state."""
+    _verify_record(root, record, replay)
+    return _read_state(root, record, map_location)
+
+
+def _previous_to_fall_back_to(
+    root: Path, record: dict[str, Any], latest_error: CheckpointError, fallback: bool
+) -> dict[str, Any]:
+    """The record of the checkpoint before the unusable latest one; a CheckpointError naming
+    the fix when there is none or `fallback` is off (the previous one is then kept)."""
+    previous = record.get("previous")
+    if previous is None:
+        raise CheckpointError(
+            f"{latest_error}; there is no earlier checkpoint to fall back to, so the run cannot "
+            f"resume. {_fix(root)}"
+        ) from latest_error
+    if not fallback:
+        raise CheckpointError(
+            f"{latest_error}. The previous checkpoint (epoch {previous['epoch']}) is kept: "
+            f"`rem train` on this run resumes from it"
+        ) from latest_error
+    return previous
+
+
+def _make_previous_latest(root: Path, record: dict[str, Any], previous: dict[str, Any]) -> Path:
+    """Keep the unusable latest checkpoint as `corrupt-epoch_N/` (for inspection) and point
+    LATEST.json at the previous one -> the folder set aside."""
+    aside = root / f"{CORRUPT}{record['name']}"
+    if aside.exists():
+        shutil.rmtree(aside)
+    if (root / record["name"]).exists():
+        os.rename(root / record["name"], aside)
+    atomic_write_json(root / LATEST, {"format": FORMAT, **previous, "previous": None})
+    return aside
+
+
 def load_checkpoint(
     root: str | Path,
     map_location: str | torch.device = "cpu",
@@ -276,38 +313,21 @@ def load_checkpoint(
     if record is None:
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
     try:
-        _verify_record(root, record, replay)
-        state = _read_state(root, record, map_location)
+        state = _load_verified(root, record, map_location, replay)
     except CheckpointError as err:
         latest_error = err
     else:
         maybe_kill("checkpoint_loaded", record["epoch"])
         return state, root / record["name"]
-    previous = record.get("previous")
-    if previous is None:
-        raise CheckpointError(
-            f"{latest_error}; there is no earlier checkpoint to fall back to, so the run cannot "
-            f"resume. {_fix(root)}"
-        ) from latest_error
-    if not fallback:
-        raise CheckpointError(
-            f"{latest_error}. The previous checkpoint (epoch {previous['epoch']}) is kept: "
-            f"`rem train` on this run resumes from it"
-        ) from latest_error
+    previous = _previous_to_fall_back_to(root, record, latest_error, fallback)
     try:
-        _verify_record(root, previous, replay)
-        state = _read_state(root, previous, map_location)
+        state = _load_verified(root, previous, map_location, replay)
     except CheckpointError as err:
         raise CheckpointError(
             f"both checkpoints are unusable: {latest_error}; {err}. The run cannot resume. "
             f"{_fix(root)}"
         ) from err
-    aside = root / f"{CORRUPT}{record['name']}"
-    if aside.exists():
-        shutil.rmtree(aside)
-    if (root / record["name"]).exists():
-        os.rename(root / record["name"], aside)
-    atomic_write_json(root / LATEST, {"format": FORMAT, **previous, "previous": None})
+    aside = _make_previous_latest(root, record, previous)
     lost = record["epoch"] - previous["epoch"]
     (warn or print)(
         f"WARNING: the latest checkpoint (epoch {record['epoch']}) is unusable: {latest_error}. "
