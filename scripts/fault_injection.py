@@ -380,7 +380,7 @@ def run_attempt(
 ) -> Attempt:
     """One planned attempt, printed as it ends (with its log when it failed)."""
     chain, cats = plan
-    a = attempt(chain, reference, workdir, cats, game=args.game, seed=args.run_seed)
+    a = attempt(chain, reference, workdir, cats, game=args.game, seed=args.run_seed, keep=args.keep)
     a.log = a.log if not a.ok else ""  # passed attempts keep the --json small
     state = "ok" if a.ok else "FAILED"
     print(f"  {'+'.join(chain)}  [{', '.join(cats)}]  {state} ({a.seconds:.0f} s)", flush=True)
