@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rem.ops.sweep import RunKey, Sweep, SweepError, variant_epochs
+from rem.ops.sweep import Sweep, SweepError, variant_epochs
+from rem.results.runs import RunKey
 
 STATES = ("pending", "running", "stalled", "failed", "completed")
 TAIL_BYTES = 64 * 1024  # enough for the last ~20 epoch lines of a paper run

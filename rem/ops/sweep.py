@@ -4,7 +4,7 @@ The workflow (Snakefile, workflow/rules/common.smk) reads `config/config.yaml` a
 `--configfile` on top (nested mappings merged, lists replaced), validates the result against
 `workflow/schemas/config.schema.yaml` and expands every variant entry into games x seeds.
 `load_sweep` does the same so that `rem status` / `rem plan` see exactly the workflow's runs;
-The named game sets are `rem.games.GAME_SETS`, which common.smk imports too.
+the runs are expanded by rem.results.runs (RunKey, expected_runs), as for the reports.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 
-from rem.games import GAME_SETS
+from rem.results.runs import RunKey, RunsConfigError, expected_runs, merge_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
@@ -28,16 +28,6 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 class SweepError(ValueError):
     """The workflow config cannot be used; the message names the file or key and the fix."""
-
-
-class RunKey(NamedTuple):
-    variant: str
-    game: str
-    seed: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.variant}/{self.game}/{self.seed}"
 
 
 @dataclass
@@ -74,16 +64,6 @@ def display_path(path: str | Path) -> str:
         return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Snakemake's config merge: nested mappings merged key by key, anything else replaced."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -130,29 +110,22 @@ def validate(cfg: dict[str, Any], schema_path: Path = SCHEMA) -> None:
                     cfg[key].setdefault(inner, copy.deepcopy(inner_sub["default"]))
 
 
-def variant_games(entry: dict[str, Any]) -> list[str]:
-    """A variant entry's games: a named set or a list (names checked by the schema)."""
-    games = entry["games"]
-    return list(GAME_SETS[games]) if isinstance(games, str) else list(games)
-
-
 def expand_runs(cfg: dict[str, Any]) -> tuple[list[RunKey], dict[str, dict[str, Any]]]:
-    """Every (variant, game, seed) of a validated config, in the workflow's order."""
-    from rem.games import UnknownGameError, check_game
-
-    runs, variants = [], {}
+    """Every (variant, game, seed) of a validated config, in the workflow's order (the
+    expansion of rem.results.runs.expected_runs, which the reports use too), and per variant
+    its games, seeds and overrides."""
+    try:
+        runs = expected_runs(cfg, "workflow config")
+    except RunsConfigError as err:
+        raise SweepError(str(err)) from err
+    variants = {}
     for entry in cfg["variants"]:
-        try:
-            games = [check_game(g) for g in variant_games(entry)]
-        except UnknownGameError as err:
-            raise SweepError(f"variant {entry['name']}: {err}") from err
-        seeds = [int(s) for s in entry.get("seeds", cfg["seeds"])]
+        mine = [k for k in runs if k.variant == entry["name"]]
         variants[entry["name"]] = {
-            "games": games,
-            "seeds": seeds,
+            "games": list(dict.fromkeys(k.game for k in mine)),
+            "seeds": list(dict.fromkeys(k.seed for k in mine)),
             "overrides": list(entry.get("overrides", [])),
         }
-        runs += [RunKey(entry["name"], g, s) for g in games for s in seeds]
     return runs, variants
 
 
@@ -166,7 +139,7 @@ def load_sweep(configfiles: list[str | Path] | None = None) -> Sweep:
         )
     cfg: dict[str, Any] = {}
     for path in paths:
-        _merge(cfg, _read(path))
+        cfg = merge_config(cfg, _read(path))
     validate(cfg)
     runs, variants = expand_runs(cfg)
     return Sweep(

@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from rem.ops.sweep import DEFAULT_CONFIG, RunKey, expand_runs, validate
+from rem.ops.sweep import DEFAULT_CONFIG, expand_runs, validate
+from rem.results.runs import RunKey
 
 # The keys of one paper epoch line (rem.training.trainer), values filled per epoch.
 EPOCH_KEYS = (

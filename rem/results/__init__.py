@@ -6,6 +6,13 @@ Entry points: `python -m rem.results paper|report` (or `rem results ...`); Pytho
 `improvement_intervals`, `run_paper`, `write_report`.
 """
 
-from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
-
 __all__ = ["References", "ScoreFileError", "Scores", "load_references", "load_scores"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use: `rem status` imports rem.results.runs and should not pay for numpy.
+    if name in __all__:
+        from rem.results import scores
+
+        return getattr(scores, name)
+    raise AttributeError(f"module 'rem.results' has no attribute {name!r}")

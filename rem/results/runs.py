@@ -14,14 +14,17 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from rem.games import GAME_SETS, UnknownGameError, check_game
 from rem.results.paths import project_root
-from rem.results.scores import References
+
+if TYPE_CHECKING:  # pandas and numpy load on use: `rem status` reads RunKey and the config
+    import pandas as pd
+
+    from rem.results.scores import References
 
 
 class ScoreError(ValueError):
@@ -34,6 +37,8 @@ class RunsConfigError(ValueError):
 
 @dataclass(frozen=True, order=True)
 class RunKey:
+    """One run of a sweep (the one definition; `rem status` and `rem plan` use it too)."""
+
     variant: str
     game: str
     seed: int
@@ -78,6 +83,8 @@ def score_table(runs: Iterable[tuple[str, str, int, str | Path]], refs: Referenc
     """One row per run, from (variant, game, seed, score file): the TIDY_COLUMNS, sorted by
     variant, game and seed. `raw_score` is the mean return of the run's final evaluation
     episodes; `hns` its human-normalised score with `refs`. ScoreError names a bad file."""
+    import pandas as pd
+
     rows = []
     for variant, game, seed, path in runs:
         raw, episodes = read_score(Path(path), variant, game, int(seed))
@@ -91,12 +98,13 @@ def table_csv(table: pd.DataFrame) -> str:
     return table.to_csv(index=False, lineterminator="\n")
 
 
-def _merge(base: dict, top: dict) -> dict:
-    """Snakemake's merge of config files: mappings merge recursively, the rest is replaced."""
+def merge_config(base: dict, top: dict) -> dict:
+    """Snakemake's merge of config files (`--configfile` on top of config/config.yaml):
+    mappings merge recursively, the rest is replaced; a new dict, the inputs unchanged."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = value
     return out
@@ -117,11 +125,12 @@ def load_workflow_config(path: str | Path | None) -> dict[str, Any]:
         raise RunsConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(top, dict):
         raise RunsConfigError(f"{path}: top level must be a mapping")
-    return _merge(base or {}, top)
+    return merge_config(base or {}, top)
 
 
 def expected_runs(cfg: dict[str, Any], source: str = "config") -> list[RunKey]:
-    """Every (variant, game, seed) a workflow config asks for (the Snakefile's RUNS)."""
+    """Every (variant, game, seed) a workflow config asks for, in the workflow's order
+    (variants, games, seeds: the Snakefile's RUNS); games canonical (rem.games)."""
     variants = cfg.get("variants")
     if not isinstance(variants, list) or not variants:
         raise RunsConfigError(f"{source}: `variants` missing or empty; list the variants to expect")
