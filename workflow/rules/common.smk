@@ -201,16 +201,22 @@ def published_dir():
     return config["results"].get("published_dir", default)
 
 
-def results_flags():
-    """Flags of `python -m rem.results report` from the config's `results:` section (checked
-    by rem.results.settings at parse time, like the variant overrides; the same translation
-    as the paper rules', rem.results.studies.cli_flags)."""
+def results_settings():
+    """The config's `results:` section (the schema fills in `{}`) with the published folder
+    of published_dir(), checked by rem.results.settings at parse time like the variant
+    overrides. What the report, collect and paper rules pass to rem.results."""
     section = {**config["results"], "published_dir": published_dir()}
     try:
         results_config_from_dict(section, source="workflow config")
     except ResultsConfigError as err:
         raise WorkflowError(f"invalid workflow config: {err}")
-    return cli_flags(section, profiles=False)
+    return section
+
+
+def results_flags():
+    """Flags of `python -m rem.results report` from results_settings() (the same translation
+    as the paper rules', rem.results.studies.cli_flags)."""
+    return cli_flags(results_settings(), profiles=False)
 
 
 def configured_resource(rule_name, key):

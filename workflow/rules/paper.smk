@@ -7,7 +7,7 @@
 #
 # Settings: the optional `results:` section of the config (defaults = the paper's protocol):
 #   results:
-#     published_dir: results/published
+#     published_dir: results/published   # default: the repository's (common.smk, published_dir)
 #     baselines_extra: [DIAMOND]   # NAME -> <published_dir>/extra/NAME.json joins the tables
 #     seed: 0
 #     reps_aggregates: 50000
@@ -23,9 +23,10 @@ import shlex
 from rem.results.studies import cli_flags, seed_plan_flags, study_inputs, study_outputs
 
 PAPER_DIR = "results/paper"
-PAPER_LOGS = config.get("logs_dir", "logs")
-RESULTS_SETTINGS = config.get("results") or {}
-PUBLISHED_DIR = RESULTS_SETTINGS.get("published_dir", "results/published")
+PAPER_LOGS = LOGS_DIR
+# The `results:` section with the published folder filled in (common.smk: one definition).
+RESULTS_SETTINGS = results_settings()
+PUBLISHED_DIR = RESULTS_SETTINGS["published_dir"]
 BASELINES_EXTRA = [str(name) for name in RESULTS_SETTINGS.get("baselines_extra") or []]
 ABLATION_GAMES_SET = [str(g) for g in RESULTS_SETTINGS.get("ablation_games") or []]
 # Figures shown by `snakemake --report`, with their captions in workflow/report/.
