@@ -1,7 +1,8 @@
 """workflow/rules/paper.smk under real Snakemake: the `paper` target, config keys, extras.
 
-The rules are included from a minimal Snakefile in a scratch folder (the project's Snakefile
-also validates the training config, which this test does not need), at reduced reps.
+The rules are included from a minimal Snakefile in a scratch folder, after common.smk and
+its config check as in the project's Snakefile (which also resolves the training runs, which
+this test does not need), at reduced reps.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_snakemake_paper_target(tmp_path):
     shutil.copytree(ROOT / "results" / "published", tmp_path / "results" / "published")
-    (tmp_path / "Snakefile").write_text(f'include: "{ROOT / "workflow/rules/paper.smk"}"\n')
+    (tmp_path / "Snakefile").write_text(
+        f'include: "{ROOT / "workflow/rules/common.smk"}"\n'
+        f'check_config(config, "{ROOT / "workflow/schemas/config.schema.yaml"}")\n'
+        'LOGS_DIR = config["logs_dir"]\n'
+        f'include: "{ROOT / "workflow/rules/paper.smk"}"\n'
+    )
     (tmp_path / "config.yaml").write_text(
+        "preset: quick\n"
+        "seeds: [0]\n"
+        "variants: [{name: rem, games: [Pong]}]\n"
         "results:\n"
         "  baselines_extra: [DIAMOND, Ghost]\n"
         "  seed: 3\n"
