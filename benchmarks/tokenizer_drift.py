@@ -1,0 +1,91 @@
+"""How much the tokenizer's token ids move while the world model learns them.
+
+The world model's targets are the tokenizer's token ids of the next frame. While the tokenizer
+still trains, the same frame maps to other ids from one epoch to the next, so the world model
+chases a moving target. This compares the tokenizers of several checkpoints of one run on the
+same frames (drawn evenly from the newest checkpoint's replay):
+
+    python -m benchmarks.tokenizer_drift runs/learning/rem/Boxing/1
+    python -m benchmarks.tokenizer_drift RUN_DIR --states copies/epoch_5.pt copies/epoch_10.pt
+
+Without `--states` it compares the run's two committed checkpoints (the latest and the one
+kept before it). A live run keeps only these two, so to follow a whole run copy each
+`checkpoints/epoch_N/state.pt` while it trains. Prints, per consecutive pair: the share of
+token ids that changed and the number of codes in use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rem.data.replay import Replay
+from rem.models.agent import build_agent
+from rem.training.checkpoint import read_latest
+from rem.training.restore import read_run
+from rem.utils.atomic import atomic_write_text
+
+
+def probe_frames(replay: Replay, count: int) -> torch.Tensor:
+    """`count` frames spread evenly over the replay -> (count, 3, 64, 64) float in [0, 1]."""
+    frames = np.concatenate([np.asarray(ep.observations) for ep in replay.episodes()])
+    picks = np.linspace(0, len(frames) - 1, num=min(count, len(frames))).astype(int)
+    return torch.from_numpy(frames[picks]).float() / 255.0
+
+
+def committed_states(run_dir: Path) -> list[Path]:
+    """state.pt of the kept previous checkpoint and of the latest one, oldest first."""
+    record = read_latest(run_dir / "checkpoints")
+    if record is None:
+        raise SystemExit(f"{run_dir} has no committed checkpoint yet: wait for the first one")
+    names = [record["previous"]["name"]] if record.get("previous") else []
+    return [run_dir / "checkpoints" / name / "state.pt" for name in [*names, record["name"]]]
+
+
+@torch.no_grad()
+def tokens_of(states: list[Path], run_dir: Path, frames: torch.Tensor) -> list[torch.Tensor]:
+    """Token ids of `frames` under each state's tokenizer -> list of (n, K)."""
+    info = read_run(run_dir)
+    agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False).eval()
+    out = []
+    for path in states:
+        agent.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["agent"])
+        out.append(agent.tokenizer.encode(frames).tokens.flatten(1))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--states", type=Path, nargs="+", help="state.pt files, oldest first")
+    p.add_argument("--frames", type=int, default=512)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    states = args.states or committed_states(args.run_dir)
+    latest = read_latest(args.run_dir / "checkpoints")
+    replay = Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
+    tokens = tokens_of(states, args.run_dir, probe_frames(replay, args.frames))
+    epochs = [int(torch.load(s, map_location="cpu", weights_only=False)["epoch"]) for s in states]
+    rows = [
+        {
+            "from_epoch": epochs[i],
+            "to_epoch": epochs[i + 1],
+            "tokens_changed": float((tokens[i] != tokens[i + 1]).float().mean()),
+            "codes_used": int(tokens[i + 1].unique().numel()),
+        }
+        for i in range(len(states) - 1)
+    ]
+    print(f"{'epochs':>12} {'tokens changed':>15} {'codes used':>11}")
+    for r in rows:
+        span = f"{r['from_epoch']} -> {r['to_epoch']}"
+        print(f"{span:>12} {r['tokens_changed']:>15.3f} {r['codes_used']:>11}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
