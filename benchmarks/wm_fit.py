@@ -1,0 +1,164 @@
+"""How fast can a fresh world model learn a run's frames when the tokenizer stands still?
+
+Separates the world model's own learning speed from the tokenizer's drift
+(`benchmarks/tokenizer_drift.py`): a run's checkpointed tokenizer, frozen, encodes every frame
+of the run's replay once; a freshly initialised world model of the run's config then trains on
+segments of the first 80% of each episode (next-frame token cross-entropy, AdamW with the
+world model's weight decay) and is scored on segments of the last 20%: next-frame token
+accuracy against repeating the previous frame's tokens.
+
+    python -m benchmarks.wm_fit runs/learning/rem/Boxing/1 --updates 1000 --lr 3e-4
+    python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1    # synthetic: can it learn to copy?
+
+`--copy-task P` replaces the frames' tokens with a pure copy task of the same shape: random
+first frames over 30 codes, then each token kept from the previous frame with probability
+1 - P, else redrawn. A model that has learned to copy scores about 1 - P + P/30.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rem.data.replay import Replay
+from rem.models.agent import build_agent
+from rem.training.checkpoint import read_latest
+from rem.training.restore import read_run
+
+
+def encode_episodes(tokenizer, replay: Replay) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Every episode's frames -> tokens (t, K) long, and its actions (t,) long."""
+    tokens, actions = [], []
+    with torch.no_grad():
+        for ep in replay.episodes():
+            frames = torch.from_numpy(np.asarray(ep.observations)).float() / 255.0
+            tokens.append(
+                torch.cat([tokenizer.encode(x).tokens.flatten(1) for x in frames.split(256)])
+            )
+            actions.append(torch.from_numpy(np.asarray(ep.actions)).long())
+    return tokens, actions
+
+
+def copy_task(tokens: list[torch.Tensor], change: float, seed: int) -> list[torch.Tensor]:
+    """Same shapes, tokens (t, K): frame i+1 keeps frame i's token with prob. 1 - change."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in tokens:
+        x = torch.randint(0, 30, t.shape, generator=g)
+        for i in range(1, len(x)):
+            keep = torch.rand(x[i].shape, generator=g) >= change
+            x[i] = torch.where(keep, x[i - 1], x[i])
+        out.append(x)
+    return out
+
+
+def split_segments(lengths: list[int], span: int) -> tuple[list, list]:
+    """(episode, start) of every training segment (first 80%) and held-out one (last 20%)."""
+    train, test = [], []
+    for i, n in enumerate(lengths):
+        cut = int(n * 0.8)
+        train += [(i, s) for s in range(0, cut - span)]
+        test += [(i, s) for s in range(cut, n - span, 3)]
+    return train, test
+
+
+def next_frame_logits(wm, tokenizer, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """tokens (b, t, K), actions (b, t) -> logits (b, t - ctx, K, V) for frames ctx..t-1."""
+    ctx, k = wm.cfg.context_length, wm.tokens_per_frame
+    outputs = wm(wm.block_tokens(tokens, actions), tokenizer)[:, ctx:]
+    return wm.head_obs(outputs[:, :, :k])
+
+
+def held_out_accuracy(wm, tokenizer, batches) -> tuple[float, float]:
+    """-> (model accuracy, repeat-previous accuracy) over the held-out batches."""
+    ctx, hit, repeat, n = wm.cfg.context_length, 0, 0, 0
+    wm.eval()
+    with torch.no_grad():
+        for tokens, actions in batches:
+            target = tokens[:, ctx:]
+            hit += (next_frame_logits(wm, tokenizer, tokens, actions).argmax(-1) == target).sum()
+            repeat += (tokens[:, ctx - 1 : -1] == target).sum()
+            n += target.numel()
+    wm.train()
+    return float(hit) / n, float(repeat) / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--updates", type=int, default=1000)
+    p.add_argument("--every", type=int, default=100, help="score every N updates")
+    p.add_argument("--lr", type=float, help="default: the run's world-model lr")
+    p.add_argument("--batch-size", type=int, help="default: the run's")
+    p.add_argument("--copy-task", type=float, metavar="P", help="synthetic copy task, P changed")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+
+    info = read_run(args.run_dir)
+    latest = read_latest(args.run_dir / "checkpoints")
+    if latest is None:
+        raise SystemExit(f"{args.run_dir} has no committed checkpoint yet: wait for the first one")
+    state = torch.load(
+        args.run_dir / "checkpoints" / latest["name"] / "state.pt", weights_only=False
+    )
+    agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False)
+    prefix = "tokenizer."
+    agent.tokenizer.load_state_dict(
+        {k[len(prefix) :]: v for k, v in state["agent"].items() if k.startswith(prefix)}
+    )
+    tokenizer, wm = agent.tokenizer.eval(), agent.world_model.train()  # wm: fresh weights
+
+    tokens, actions = encode_episodes(
+        tokenizer, Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
+    )
+    if args.copy_task is not None:
+        tokens = copy_task(tokens, args.copy_task, args.seed)
+    span = info.cfg.world_model.max_blocks
+    train, test = split_segments([len(t) for t in tokens], span)
+
+    def stack(segments):
+        return (
+            torch.stack([tokens[i][s : s + span] for i, s in segments]),
+            torch.stack([actions[i][s : s + span] for i, s in segments]),
+        )
+
+    held_out = [stack(test[j : j + 32]) for j in range(0, min(len(test), 256), 32)]
+    wcfg = info.cfg.training.world_model
+    batch_size = args.batch_size or wcfg.batch_size
+    opt = torch.optim.AdamW(wm.parameters(), lr=args.lr or wcfg.lr, weight_decay=0.05)
+    rng = np.random.default_rng(args.seed)
+    print(
+        f"{args.run_dir}: tokenizer of epoch {state['epoch']}, {sum(map(len, tokens))} frames, "
+        f"{len(train)} training / {len(test)} held-out segments of {span} frames, "
+        f"lr {args.lr or wcfg.lr}, batch {batch_size}"
+        + (f", copy task {args.copy_task}" if args.copy_task is not None else "")
+    )
+    start, ctx = time.perf_counter(), info.cfg.world_model.context_length
+    for update in range(1, args.updates + 1):
+        batch_tokens, batch_actions = stack(
+            [train[i] for i in rng.integers(len(train), size=batch_size)]
+        )
+        logits = next_frame_logits(wm, tokenizer, batch_tokens, batch_actions)
+        loss = F.cross_entropy(logits.flatten(0, -2), batch_tokens[:, ctx:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(wm.parameters(), 10.0)
+        opt.step()
+        if update % args.every == 0 or update == args.updates:
+            acc, repeat = held_out_accuracy(wm, tokenizer, held_out)
+            print(
+                f"update {update}: train loss {loss.item():.3f}, held-out token accuracy "
+                f"{acc:.3f} (repeat previous {repeat:.3f}), {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
