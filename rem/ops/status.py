@@ -64,6 +64,9 @@ class RunStatus:
     elapsed_s: float | None = None  # training time of the kept epochs (+ the running one)
     epoch_s: float | None = None  # median of the recent epoch times
     eta_s: float | None = None  # remaining epochs x epoch_s
+    # the first epoch in which every component trains: earlier epochs are cheaper, so their
+    # times underestimate the rest of the run
+    all_train_from: int | None = None
     since_progress_s: float | None = None  # seconds since the last epoch line
     host: str | None = None
     pid: int | None = None
@@ -295,6 +298,11 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
             st.notes.append("run files but no manifest.json: not (yet) written by `rem train`")
     if st.epochs is not None and st.epoch is not None and st.epoch_s is not None:
         st.eta_s = max(0, st.epochs - st.epoch) * st.epoch_s
+        if _early(st):
+            st.notes.append(
+                f"ETA is a lower bound until epoch {st.all_train_from}, the first in which "
+                "every component trains"
+            )
     if st.state == "failed":
         _explain_failure(st, key, manifest, failed_line, ctx)
     return st
@@ -318,8 +326,12 @@ def _read_manifest(path: Path, names: set[str], st: RunStatus) -> dict[str, Any]
 
 def _apply_manifest(st: RunStatus, manifest: dict[str, Any], key: RunKey) -> None:
     """Identity and static facts: epochs, device, the last session's host and pid."""
-    epochs = ((manifest.get("config") or {}).get("run") or {}).get("epochs")
+    config = manifest.get("config") or {}
+    epochs = (config.get("run") or {}).get("epochs")
     st.epochs = epochs if isinstance(epochs, int) else st.epochs
+    starts = [c.get("start_after_epochs") for c in (config.get("training") or {}).values()]
+    if starts and all(isinstance(x, int) for x in starts):
+        st.all_train_from = max(starts) + 1
     st.device = manifest.get("device_name") or manifest.get("device")
     st.device_type = str(manifest.get("device") or "").split(":")[0] or None
     sessions = manifest.get("sessions") or []
@@ -620,6 +632,24 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _early(st: RunStatus) -> bool:
+    """Not every component has trained yet in the run's timed epochs."""
+    return st.all_train_from is not None and st.epoch is not None and st.epoch < st.all_train_from
+
+
+def _refine_early_etas(runs: list[RunStatus], est: dict[str, float]) -> None:
+    """An early run's ETA from its variant's finished runs when they give more."""
+    for r in runs:
+        full = est.get(r.variant)
+        if r.state == "completed" or not _early(r) or full is None or not r.epochs:
+            continue
+        from_finished = full * (1 - (r.epoch or 0) / r.epochs)
+        if r.eta_s is None or from_finished > r.eta_s:
+            r.eta_s = from_finished
+            r.notes = [n for n in r.notes if not n.startswith("ETA is a lower bound")]
+            r.notes.append("ETA from the finished runs of this variant")
+
+
 def _run_seconds_estimate(runs: list[RunStatus]) -> tuple[dict[str, float], float | None, str]:
     """Per variant, the expected training seconds of a whole run, and a fallback."""
     by_variant: dict[str, list[float]] = {}
@@ -627,7 +657,7 @@ def _run_seconds_estimate(runs: list[RunStatus]) -> tuple[dict[str, float], floa
     for r in runs:
         if r.state == "completed" and r.elapsed_s:
             by_variant.setdefault(r.variant, []).append(r.elapsed_s)
-        elif r.epoch_s and r.epochs:
+        elif r.epoch_s and r.epochs and not _early(r):
             epoch_by_variant.setdefault(r.variant, []).append((r.epoch_s, r.epochs))
     est = {v: statistics.median(xs) for v, xs in by_variant.items()}
     for v, xs in epoch_by_variant.items():
@@ -648,6 +678,7 @@ def summarise(runs: list[RunStatus], sweep: Sweep | None, now: float) -> Summary
         counts[r.state] += 1
     spent = sum(r.elapsed_s or 0.0 for r in runs) / 3600
     est, fallback, basis = _run_seconds_estimate(runs)
+    _refine_early_etas(runs, est)
     remaining, unestimated = 0.0, 0
     for r in runs:
         if r.state == "completed":
