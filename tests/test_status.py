@@ -256,8 +256,8 @@ def test_a_slurm_time_limit_is_read_from_the_slurm_log(sweep, tmp_path):
 def test_watch_refreshes_until_ctrl_c(sweep):
     workdir, config, _ = sweep
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rem", "status", "--configfile", str(config), "--watch", "0.2",
-         "--no-grid"],
+        [sys.executable, "-X", "faulthandler", "-m", "rem", "status", "--configfile",
+         str(config), "--watch", "0.2", "--no-grid"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     seen = 0
@@ -266,5 +266,10 @@ def test_watch_refreshes_until_ctrl_c(sweep):
         assert line, proc.stderr.read()
         seen += line.startswith("rem status ")
     proc.send_signal(2)  # SIGINT, as Ctrl-C
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(6)  # SIGABRT: faulthandler prints where every thread is stuck
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"rem status --watch did not end 60 s after Ctrl-C; its stacks:\n{err[-4000:]}")
     assert proc.returncode == 0 and "Traceback" not in err, err
