@@ -9,6 +9,7 @@ accuracy against repeating the previous frame's tokens.
 
     python -m benchmarks.wm_fit runs/learning/rem/Boxing/1 --updates 1000 --lr 3e-4
     python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1    # synthetic: can it learn to copy?
+    python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1 world_model.num_heads=1   # another shape
 
 `--copy-task P` replaces the frames' tokens with a pure copy task of the same shape: random
 first frames over 30 codes, then each token kept from the previous frame with probability
@@ -18,6 +19,7 @@ first frames over 30 codes, then each token kept from the previous frame with pr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rem.config import Config, config_from_dict, parse_override
 from rem.data.replay import Replay
 from rem.models.agent import build_agent
 from rem.training.checkpoint import read_latest
@@ -88,9 +91,23 @@ def held_out_accuracy(wm, tokenizer, batches) -> tuple[float, float]:
     return float(hit) / n, float(repeat) / n
 
 
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """The run's config with `world_model.KEY=VALUE` changes (the tokenizer stays the run's)."""
+    data = dataclasses.asdict(cfg)
+    for text in overrides:
+        change = parse_override(text)
+        if set(change) != {"world_model"}:
+            raise SystemExit(f"{text}: only world_model.KEY=VALUE changes apply here")
+        data["world_model"].update(change["world_model"])
+    return config_from_dict(data, source="wm_fit overrides")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
+    p.add_argument(
+        "overrides", nargs="*", help="world_model.KEY=VALUE, e.g. world_model.num_heads=1"
+    )
     p.add_argument("--updates", type=int, default=1000)
     p.add_argument("--every", type=int, default=100, help="score every N updates")
     p.add_argument("--lr", type=float, help="default: the run's world-model lr")
@@ -108,7 +125,8 @@ def main() -> None:
     state = torch.load(
         args.run_dir / "checkpoints" / latest["name"] / "state.pt", weights_only=False
     )
-    agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False)
+    cfg = with_overrides(info.cfg, args.overrides)
+    agent = build_agent(cfg, len(info.meanings), load_perceptual_weights=False)
     prefix = "tokenizer."
     agent.tokenizer.load_state_dict(
         {k[len(prefix) :]: v for k, v in state["agent"].items() if k.startswith(prefix)}
@@ -120,7 +138,7 @@ def main() -> None:
     )
     if args.copy_task is not None:
         tokens = copy_task(tokens, args.copy_task, args.seed)
-    span = info.cfg.world_model.max_blocks
+    span = cfg.world_model.max_blocks
     train, test = split_segments([len(t) for t in tokens], span)
 
     def stack(segments):
@@ -139,8 +157,9 @@ def main() -> None:
         f"{len(train)} training / {len(test)} held-out segments of {span} frames, "
         f"lr {args.lr or wcfg.lr}, batch {batch_size}"
         + (f", copy task {args.copy_task}" if args.copy_task is not None else "")
+        + "".join(f", {o}" for o in args.overrides)
     )
-    start, ctx = time.perf_counter(), info.cfg.world_model.context_length
+    start, ctx = time.perf_counter(), cfg.world_model.context_length
     for update in range(1, args.updates + 1):
         batch_tokens, batch_actions = stack(
             [train[i] for i in rng.integers(len(train), size=batch_size)]
