@@ -12,8 +12,10 @@ accuracy against repeating the previous frame's tokens.
     python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1 world_model.num_heads=1   # another shape
 
 `--copy-task P` replaces the frames' tokens with a pure copy task of the same shape: random
-first frames over 30 codes, then each token kept from the previous frame with probability
-1 - P, else redrawn. A model that has learned to copy scores about 1 - P + P/30.
+first frames over the codes the tokenizer uses on these frames (so every code has a trained
+codebook vector, as on real data), then each token kept from the previous frame with
+probability 1 - P, else redrawn. A model that has learned to copy scores about 1 - P + P/n
+for n codes.
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ def encode_episodes(tokenizer, replay: Replay) -> tuple[list[torch.Tensor], list
 
 
 def copy_task(tokens: list[torch.Tensor], change: float, seed: int) -> list[torch.Tensor]:
-    """Same shapes, tokens (t, K): frame i+1 keeps frame i's token with prob. 1 - change."""
+    """Same shapes, tokens (t, K) over the codes used in `tokens`: frame i+1 keeps frame i's
+    token with probability 1 - change, else draws a used code."""
     g = torch.Generator().manual_seed(seed)
+    codes = torch.cat(tokens).unique()
     out = []
     for t in tokens:
-        x = torch.randint(0, 30, t.shape, generator=g)
+        x = codes[torch.randint(0, len(codes), t.shape, generator=g)]
         for i in range(1, len(x)):
             keep = torch.rand(x[i].shape, generator=g) >= change
             x[i] = torch.where(keep, x[i - 1], x[i])
