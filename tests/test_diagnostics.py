@@ -63,4 +63,4 @@ def test_wm_fit_copy_task_keeps_the_asked_share(quick_run_dir):
     proc = bench("wm_fit", str(quick_run_dir), "--updates", "1", "--copy-task", "0.25")
     assert proc.returncode == 0, proc.stderr[-2000:]
     repeat = float(proc.stdout.split("(repeat previous ")[1].split(")")[0])
-    assert 0.72 < repeat < 0.85  # kept tokens, plus redraws of the same code (1 in #codes)
+    assert 0.72 < repeat < 0.9  # kept tokens, plus redraws of the same code (1 in #codes)
