@@ -98,6 +98,17 @@ def table_csv(table: pd.DataFrame) -> str:
     return table.to_csv(index=False, lineterminator="\n")
 
 
+def read_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; anything else raises `error` naming the file."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(doc, dict):
+        raise error(f"{path}: top level must be a mapping")
+    return doc
+
+
 def merge_config(base: dict, top: dict) -> dict:
     """Snakemake's merge of config files (`--configfile` on top of config/config.yaml):
     mappings merge recursively, the rest is replaced; a new dict, the inputs unchanged."""
@@ -119,13 +130,7 @@ def load_workflow_config(path: str | Path | None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise RunsConfigError(f"{path}: workflow config not found")
-    try:
-        top = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise RunsConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(top, dict):
-        raise RunsConfigError(f"{path}: top level must be a mapping")
-    return merge_config(base or {}, top)
+    return merge_config(base or {}, read_yaml_mapping(path, RunsConfigError))
 
 
 def expected_runs(cfg: dict[str, Any], source: str = "config") -> list[RunKey]:

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rem.games import ABLATION_GAMES
+from rem.results.runs import read_yaml_mapping
 from rem.results.studies import extra_file
 
 # The paper's bootstrap repetitions (results.py, ablation_results.py).
@@ -99,12 +98,7 @@ def load_results_config(path: str | Path) -> ResultsConfig:
             f"config file {path} does not exist; pass the workflow config you run Snakemake "
             "with (e.g. --config config/config.yaml)"
         )
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ResultsConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(doc, dict):
-        raise ResultsConfigError(f"{path}: top level must be a mapping")
+    doc = read_yaml_mapping(path, ResultsConfigError)
     section = doc.get("results") or {}
     if not isinstance(section, dict):
         raise ResultsConfigError(f"{path}: `results` must be a mapping")
