@@ -47,15 +47,19 @@ def committed_states(run_dir: Path) -> list[Path]:
 
 
 @torch.no_grad()
-def tokens_of(states: list[Path], run_dir: Path, frames: torch.Tensor) -> list[torch.Tensor]:
-    """Token ids of `frames` under each state's tokenizer -> list of (n, K)."""
+def tokens_of(
+    states: list[Path], run_dir: Path, frames: torch.Tensor
+) -> tuple[list[int], list[torch.Tensor]]:
+    """-> (each state's epoch, token ids (n, K) of `frames` under its tokenizer)."""
     info = read_run(run_dir)
     agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False).eval()
-    out = []
+    epochs, tokens = [], []
     for path in states:
-        agent.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["agent"])
-        out.append(agent.tokenizer.encode(frames).tokens.flatten(1))
-    return out
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        agent.load_state_dict(state["agent"])
+        epochs.append(int(state["epoch"]))
+        tokens.append(agent.tokenizer.encode(frames).tokens.flatten(1))
+    return epochs, tokens
 
 
 def main() -> None:
@@ -68,8 +72,7 @@ def main() -> None:
     states = args.states or committed_states(args.run_dir)
     latest = read_latest(args.run_dir / "checkpoints")
     replay = Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
-    tokens = tokens_of(states, args.run_dir, probe_frames(replay, args.frames))
-    epochs = [int(torch.load(s, map_location="cpu", weights_only=False)["epoch"]) for s in states]
+    epochs, tokens = tokens_of(states, args.run_dir, probe_frames(replay, args.frames))
     rows = [
         {
             "from_epoch": epochs[i],

@@ -299,10 +299,7 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
     if st.epochs is not None and st.epoch is not None and st.epoch_s is not None:
         st.eta_s = max(0, st.epochs - st.epoch) * st.epoch_s
         if _early(st):
-            st.notes.append(
-                f"ETA is a lower bound until epoch {st.all_train_from}, the first in which "
-                "every component trains"
-            )
+            st.notes.append(LOWER_BOUND_NOTE.format(epoch=st.all_train_from))
     if st.state == "failed":
         _explain_failure(st, key, manifest, failed_line, ctx)
     return st
@@ -632,6 +629,11 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+LOWER_BOUND_NOTE = (
+    "ETA is a lower bound until epoch {epoch}, the first in which every component trains"
+)
+
+
 def _early(st: RunStatus) -> bool:
     """Not every component has trained yet in the run's timed epochs."""
     return st.all_train_from is not None and st.epoch is not None and st.epoch < st.all_train_from
@@ -646,7 +648,7 @@ def _refine_early_etas(runs: list[RunStatus], est: dict[str, float]) -> None:
         from_finished = full * (1 - (r.epoch or 0) / r.epochs)
         if r.eta_s is None or from_finished > r.eta_s:
             r.eta_s = from_finished
-            r.notes = [n for n in r.notes if not n.startswith("ETA is a lower bound")]
+            r.notes = [n for n in r.notes if n != LOWER_BOUND_NOTE.format(epoch=r.all_train_from)]
             r.notes.append("ETA from the finished runs of this variant")
 
 
