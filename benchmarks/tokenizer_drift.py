@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rem.data.replay import Replay
+from rem.config import ConfigError
+from rem.data.replay import Replay, ReplayError
 from rem.models.agent import build_agent
-from rem.training.checkpoint import read_latest
+from rem.training.checkpoint import CheckpointError, read_latest
 from rem.training.restore import read_run
+from rem.training.run_dir import RunDirError
 from rem.utils.atomic import atomic_write_text
 
 
@@ -41,7 +44,9 @@ def committed_states(run_dir: Path) -> list[Path]:
     """state.pt of the kept previous checkpoint and of the latest one, oldest first."""
     record = read_latest(run_dir / "checkpoints")
     if record is None:
-        raise SystemExit(f"{run_dir} has no committed checkpoint yet: wait for the first one")
+        raise FileNotFoundError(
+            f"{run_dir} has no committed checkpoint yet: wait for the first one"
+        )
     names = [record["previous"]["name"]] if record.get("previous") else []
     return [run_dir / "checkpoints" / name / "state.pt" for name in [*names, record["name"]]]
 
@@ -91,4 +96,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
+        print(f"tokenizer_drift: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -29,11 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rem.config import Config, config_from_dict, parse_override
-from rem.data.replay import Replay
+from rem.config import Config, ConfigError, config_from_dict, parse_override
+from rem.data.replay import Replay, ReplayError
 from rem.models.agent import build_agent
-from rem.training.checkpoint import read_latest
+from rem.training.checkpoint import CheckpointError, read_latest
 from rem.training.restore import read_run
+from rem.training.run_dir import RunDirError
 
 
 def encode_episodes(tokenizer, replay: Replay) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -101,7 +103,7 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     for text in overrides:
         change = parse_override(text)
         if set(change) != {"world_model"}:
-            raise SystemExit(f"{text}: only world_model.KEY=VALUE changes apply here")
+            raise ConfigError(f"{text}: only world_model.KEY=VALUE changes apply here")
         data["world_model"].update(change["world_model"])
     return config_from_dict(data, source="wm_fit overrides")
 
@@ -125,7 +127,9 @@ def main() -> None:
     info = read_run(args.run_dir)
     latest = read_latest(args.run_dir / "checkpoints")
     if latest is None:
-        raise SystemExit(f"{args.run_dir} has no committed checkpoint yet: wait for the first one")
+        raise FileNotFoundError(
+            f"{args.run_dir} has no committed checkpoint yet: wait for the first one"
+        )
     state = torch.load(
         args.run_dir / "checkpoints" / latest["name"] / "state.pt", weights_only=False
     )
@@ -184,4 +188,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
+        print(f"wm_fit: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

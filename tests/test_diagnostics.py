@@ -43,7 +43,7 @@ def test_drift_between_committed_checkpoints(quick_run_dir, tmp_path):
 
 def test_run_without_checkpoint_is_one_line(tmp_path):
     proc = bench("tokenizer_drift", str(tmp_path))
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "has no committed checkpoint yet" in proc.stderr
 
@@ -64,3 +64,14 @@ def test_wm_fit_copy_task_keeps_the_asked_share(quick_run_dir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     repeat = float(proc.stdout.split("(repeat previous ")[1].split(")")[0])
     assert 0.72 < repeat < 0.9  # kept tokens, plus redraws of the same code (1 in #codes)
+
+
+def test_wm_fit_bad_input_is_one_line(quick_run_dir, tmp_path):
+    for args, message in (
+        ((str(tmp_path / "none"),), "does not exist"),
+        ((str(quick_run_dir), "tokenizer.vocab_size=3"), "only world_model.KEY=VALUE"),
+        ((str(quick_run_dir), "world_model.num_heads=3"), "divisible by world_model.num_heads"),
+    ):
+        proc = bench("wm_fit", *args, "--updates", "1")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.startswith("wm_fit: error:") and message in proc.stderr
