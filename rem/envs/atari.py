@@ -55,7 +55,9 @@ import numpy as np
 from PIL import Image
 
 from rem.config import EnvConfig
-from rem.games import env_id
+from rem.envs.catch import ACTION_MEANINGS as CATCH_ACTIONS
+from rem.envs.catch import CatchEnv
+from rem.games import env_id, is_toy
 
 gym.register_envs(ale_py)
 # The ALE banner would be printed once per subprocess env; errors still show.
@@ -190,7 +192,13 @@ class LifeLossEnds(gym.Wrapper):
 
 
 def make_env(game: str, *, train: bool, seed: int, cfg: EnvConfig | None = None) -> gym.Env:
-    """The train (`train=True`) or test env (docs/protocol.md#train-and-test-envs) of a game."""
+    """The train (`train=True`) or test env (docs/protocol.md#train-and-test-envs) of a game.
+
+    A toy game (`rem.envs.catch`) is the same env for train and test: it emits agent-step
+    64x64 frames and has no lives, so none of the Atari wrappers applies.
+    """
+    if is_toy(game):
+        return CatchEnv(seed=seed)
     return wrap_env(gym.make(env_id(game)), train=train, seed=seed, cfg=cfg)
 
 
@@ -214,6 +222,8 @@ def raw_frame(env: gym.Env) -> np.ndarray | None:
 @functools.cache
 def action_meanings(game: str) -> tuple[str, ...]:
     """Names of the game's minimal action set, e.g. ('NOOP', 'FIRE', 'RIGHT', 'LEFT')."""
+    if is_toy(game):
+        return CATCH_ACTIONS
     env = gym.make(env_id(game))
     try:
         return tuple(env.unwrapped.get_action_meanings())
@@ -252,6 +262,8 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
     """Everything needed to continue this env exactly: ALE state, raw-frame counter,
     no-op RNG and life bookkeeping. Only plain Python types (bytes, ints, dicts), so a
     checkpoint holding it loads with `torch.load(weights_only=True)`."""
+    if isinstance(env.unwrapped, CatchEnv):
+        return {"catch": env.unwrapped.get_state()}
     time_limit = _find(env, RawFrameLimit)
     noop = _find(env, NoopReset)
     life = _find(env, LifeLossEnds)
@@ -272,6 +284,9 @@ def set_env_state(env: gym.Env, state: dict[str, Any]) -> None:
 
     The env must have been reset once (gymnasium's order check); the ALE state replaces it.
     """
+    if isinstance(env.unwrapped, CatchEnv):
+        env.unwrapped.set_state(state["catch"])
+        return
     _ale(env).restoreState(ale_py.ALEState(state["ale"]))
     _find(env, RawFrameLimit).elapsed_steps = state["elapsed_raw_frames"]
     noop = _find(env, NoopReset)
