@@ -26,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "second one refuses, naming the first."
         ),
     )
-    parser.add_argument("--game", required=True, help="Atari 100k game, e.g. Breakout")
+    parser.add_argument("--game", required=True, help="Atari 100k game, e.g. Breakout, or the toy game Catch")
     parser.add_argument("--seed", type=int, required=True, help="run seed")
     parser.add_argument(
         "--variant", default="rem", help="variant file in config/variants (default rem)"
     )
     parser.add_argument("--run-dir", required=True, help="run folder (created if missing)")
     parser.add_argument(
-        "--preset", default="paper", help="preset in config/presets: paper or quick"
+        "--preset", default="paper", help="preset in config/presets: paper, quick, small or toy"
     )
     parser.add_argument(
         "--retrain",
