@@ -1,5 +1,5 @@
-"""The learning diagnostics on a real quick run: benchmarks/tokenizer_drift.py (the two
-committed checkpoints' tokenizers on the same replay frames) and benchmarks/wm_fit.py (a fresh
+"""The learning diagnostics on a real quick run: `rem diagnose tokenizer-drift` (the two
+committed checkpoints' tokenizers on the same replay frames) and `rem diagnose wm-fit` (a fresh
 world model on the frozen tokenizer's tokens, and on the synthetic copy task)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def bench(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        [sys.executable, "-m", "rem", "diagnose", name.replace("_", "-"), *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -74,4 +74,4 @@ def test_wm_fit_bad_input_is_one_line(quick_run_dir, tmp_path):
     ):
         proc = bench("wm_fit", *args, "--updates", "1")
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert proc.stderr.startswith("wm_fit: error:") and message in proc.stderr
+        assert proc.stderr.startswith("rem diagnose wm-fit: error:") and message in proc.stderr

@@ -16,7 +16,7 @@ from rem.config import ConfigError
 # Subcommand modules under rem.cli, in help order.
 COMMANDS = [
     "evaluate", "weights", "train", "summary", "bench", "results", "play", "video", "wm-eval",
-    "status", "plan",
+    "status", "plan", "diagnose",
 ]  # fmt: skip
 
 

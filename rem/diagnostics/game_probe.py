@@ -6,7 +6,7 @@ state-independent preference. Such games show learning within a few thousand env
 where only state-dependent play pays (Pong, Breakout beyond serving) do not. This is the
 evidence behind the games of `config/learning.yaml`.
 
-    python -m benchmarks.game_probe --games Boxing Breakout Krull RoadRunner KungFuMaster Pong \
+    rem diagnose game-probe --games Boxing Breakout Krull RoadRunner KungFuMaster Pong \
         --episodes 8 --max-steps 2500 --out results/learning/game_probe.json
 
 Test protocol (`make_env(train=False)`), episodes capped at `--max-steps` agent steps so every
@@ -60,13 +60,13 @@ def probe(game: str, episodes: int, max_steps: int) -> dict:
     return {"random": random, "constant": constant, "best_action": best_name, "gap_sd": gap}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--games", nargs="+", required=True)
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=2500)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     report = {}
     for game in args.games:
         r = probe(game, args.episodes, args.max_steps)
@@ -82,5 +82,10 @@ def main() -> None:
         atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
 
 
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    run(argv, prog)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

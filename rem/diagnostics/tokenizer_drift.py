@@ -5,8 +5,8 @@ still trains, the same frame maps to other ids from one epoch to the next, so th
 chases a moving target. This compares the tokenizers of several checkpoints of one run on the
 same frames (drawn evenly from the newest checkpoint's replay):
 
-    python -m benchmarks.tokenizer_drift runs/learning/rem/Boxing/1
-    python -m benchmarks.tokenizer_drift RUN_DIR --states copies/epoch_5.pt copies/epoch_10.pt
+    rem diagnose tokenizer-drift runs/learning/rem/Boxing/1
+    rem diagnose tokenizer-drift RUN_DIR --states copies/epoch_5.pt copies/epoch_10.pt
 
 Without `--states` it compares the run's two committed checkpoints (the latest and the one
 kept before it). A live run keeps only these two, so to follow a whole run copy each
@@ -27,7 +27,7 @@ import torch
 from rem.config import ConfigError
 from rem.data.replay import Replay, ReplayError
 from rem.models.agent import build_agent
-from rem.training.checkpoint import CheckpointError, read_latest
+from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import read_run
 from rem.training.run_dir import RunDirError
 from rem.utils.atomic import atomic_write_text
@@ -60,20 +60,20 @@ def tokens_of(
     agent = build_agent(info.cfg, len(info.meanings), load_perceptual_weights=False).eval()
     epochs, tokens = [], []
     for path in states:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_state_file(path)  # weights_only: never runs code in the file
         agent.load_state_dict(state["agent"])
         epochs.append(int(state["epoch"]))
         tokens.append(agent.tokenizer.encode(frames).tokens.flatten(1))
     return epochs, tokens
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--states", type=Path, nargs="+", help="state.pt files, oldest first")
     p.add_argument("--frames", type=int, default=512)
     p.add_argument("--json", type=Path)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     states = args.states or committed_states(args.run_dir)
     latest = read_latest(args.run_dir / "checkpoints")
     replay = Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
@@ -95,9 +95,15 @@ def main() -> None:
         atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run with one-line errors (exit 2) for a bad run folder, config or state file."""
     try:
-        main()
+        run(argv, prog)
     except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
-        print(f"tokenizer_drift: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        print(f"{prog or 'tokenizer_drift'}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

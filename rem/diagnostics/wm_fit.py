@@ -1,15 +1,15 @@
 """How fast can a fresh world model learn a run's frames when the tokenizer stands still?
 
 Separates the world model's own learning speed from the tokenizer's drift
-(`benchmarks/tokenizer_drift.py`): a run's checkpointed tokenizer, frozen, encodes every frame
+(`rem diagnose tokenizer-drift`): a run's checkpointed tokenizer, frozen, encodes every frame
 of the run's replay once; a freshly initialised world model of the run's config then trains on
 segments of the first 80% of each episode (next-frame token cross-entropy, AdamW with the
 world model's weight decay) and is scored on segments of the last 20%: next-frame token
 accuracy against repeating the previous frame's tokens.
 
-    python -m benchmarks.wm_fit runs/learning/rem/Boxing/1 --updates 1000 --lr 3e-4
-    python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1    # synthetic: can it learn to copy?
-    python -m benchmarks.wm_fit RUN_DIR --copy-task 0.1 world_model.num_heads=1   # another shape
+    rem diagnose wm-fit runs/learning/rem/Boxing/1 --updates 1000 --lr 3e-4
+    rem diagnose wm-fit RUN_DIR --copy-task 0.1    # synthetic: can it learn to copy?
+    rem diagnose wm-fit RUN_DIR --copy-task 0.1 world_model.num_heads=1   # another shape
 
 `--copy-task P` replaces the frames' tokens with a pure copy task of the same shape: random
 first frames over the codes the tokenizer uses on these frames (so every code has a trained
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from rem.config import Config, ConfigError, config_from_dict, parse_override
 from rem.data.replay import Replay, ReplayError
 from rem.models.agent import build_agent
-from rem.training.checkpoint import CheckpointError, read_latest
+from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import read_run
 from rem.training.run_dir import RunDirError
 
@@ -108,8 +108,8 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     return config_from_dict(data, source="wm_fit overrides")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument(
         "overrides", nargs="*", help="world_model.KEY=VALUE, e.g. world_model.num_heads=1"
@@ -120,7 +120,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, help="default: the run's")
     p.add_argument("--copy-task", type=float, metavar="P", help="synthetic copy task, P changed")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
 
@@ -130,9 +130,7 @@ def main() -> None:
         raise FileNotFoundError(
             f"{args.run_dir} has no committed checkpoint yet: wait for the first one"
         )
-    state = torch.load(
-        args.run_dir / "checkpoints" / latest["name"] / "state.pt", weights_only=False
-    )
+    state = load_state_file(args.run_dir / "checkpoints" / latest["name"] / "state.pt")
     cfg = with_overrides(info.cfg, args.overrides)
     agent = build_agent(cfg, len(info.meanings), load_perceptual_weights=False)
     prefix = "tokenizer."
@@ -187,9 +185,15 @@ def main() -> None:
             )
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run with one-line errors (exit 2) for a bad run folder, config or state file."""
     try:
-        main()
+        run(argv, prog)
     except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
-        print(f"wm_fit: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        print(f"{prog or 'wm_fit'}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
