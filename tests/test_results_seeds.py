@@ -103,3 +103,66 @@ def test_plan_seeds_bad_input_is_one_line(tmp_path, capsys, args, message):
     code = cli_main(["plan-seeds", "--out", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_check_cache_reuses_the_same_inputs_and_only_those(rem_hns, tmp_path, monkeypatch):
+    hns, sets = rem_hns
+    rows = seeds.plan(hns, sets, runs=(3,), deltas=(0.1,), reps=500, seed=0)
+    first, path, reused = seeds.cached_check(hns, sets, rows, tmp_path, experiments=3, reps=30)
+    assert not reused and path.parent == tmp_path and path.is_file()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated although the same inputs are stored")
+
+    monkeypatch.setattr(seeds, "check", no_simulation)
+    again, same_path, reused = seeds.cached_check(hns, sets, rows, tmp_path, experiments=3, reps=30)
+    assert reused and same_path == path and again == first  # exact floats, every field
+    # Any other setting, seed or run set is another key: simulated, not read.
+    for changed in ({"experiments": 4, "reps": 30}, {"experiments": 3, "reps": 31},
+                    {"experiments": 3, "reps": 30, "seed": 1}):  # fmt: skip
+        with pytest.raises(AssertionError, match="simulated although"):
+            seeds.cached_check(hns, sets, rows, tmp_path, **changed)
+    shifted = type(hns)(hns.name, hns.games, {g: v + 1e-9 for g, v in hns.runs.items()})
+    with pytest.raises(AssertionError, match="simulated although"):
+        seeds.cached_check(shifted, sets, rows, tmp_path, experiments=3, reps=30)
+
+
+def test_unreadable_stored_check_is_one_line(rem_hns, tmp_path, capsys):
+    hns, sets = rem_hns
+    args = ["plan-seeds", "--runs", "3", "--delta", "0.1", "--seed-plan-reps", "500", "--check",
+            "--seed-check-experiments", "2", "--seed-check-reps", "20", "--check-cache",
+            str(tmp_path / "cache"), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert cli_main(args) == 0
+    assert "check stored in" in capsys.readouterr().out
+    (stored,) = (tmp_path / "cache").iterdir()
+    stored.write_text("{")
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert f"stored seed check {stored} is unreadable" in err and "delete it" in err
+    assert "Traceback" not in err
+
+
+def test_the_paper_target_finds_its_check_stored():
+    """`snakemake paper` reads the committed check of the default settings; an edit to the
+    simulation's code, numpy or the published runs makes it simulate again (~30 s): then
+    commit the new file that `snakemake --cores 2 paper` stored in results/cache/seed_check/."""
+    from rem.results.settings import ResultsConfig
+
+    cfg = ResultsConfig()
+    refs = load_references(PUBLISHED)
+    raw = load_scores(PUBLISHED / "REM.json", name="REM", known_games=refs.games,
+                      required_games=None)  # fmt: skip
+    hns = refs.normalize(raw)
+    sets = {f"{len(refs.games)} games": refs.games,
+            f"{len(cfg.ablation_games)} ablation games": tuple(cfg.ablation_games)}  # fmt: skip
+    rows = seeds.plan(hns, sets, seeds.DEFAULT_RUNS, seeds.DEFAULT_DELTAS, reps=10)
+    key = seeds.check_key(hns, sets, rows, cfg.seed_check_experiments, cfg.seed_check_reps, 0)
+    assert (ROOT / "results" / "cache" / "seed_check" / f"{key}.json").is_file()
+
+
+def test_colorblind_palette_is_seaborns():
+    import seaborn as sns
+
+    from rem.results.figures import COLORBLIND
+
+    assert list(COLORBLIND) == list(sns.color_palette("colorblind", 10))

@@ -56,6 +56,8 @@ def test_snakemake_paper_target(tmp_path):
     out = tmp_path / "results" / "paper"
     for name in study_outputs("main") + study_outputs("ablations") + study_outputs("seeds"):
         assert (out / name).is_file(), name
+    # The seed planner's check is stored for the next call, in the workflow's folder.
+    assert len(list((tmp_path / "results" / "cache" / "seed_check").glob("*.json"))) == 1
     # The protocol warnings reach the terminal (once per study), not only the logs.
     assert proc.stderr.count("protocol mismatches: main comparison") == 1
     assert "STORM vs REM: sticky-action probability 0.25 vs 0.0" in proc.stderr

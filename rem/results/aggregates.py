@@ -23,7 +23,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
 from rem.results.scores import Scores
@@ -175,6 +174,10 @@ def point_aggregates(scores: Scores) -> np.ndarray:
 def point_profile(scores: Scores, taus: np.ndarray) -> np.ndarray:
     """(T,) fraction of runs with score > tau (rliable's score distribution)."""
     if scores.balanced:
+        # Imported here: rliable.library loads arch and statsmodels (~1 s), which only the
+        # profiles need (the seed planner does not).
+        from rliable import library as rly_library
+
         return np.asarray(rly_library.score_distributions(scores.matrix(), taus), dtype=float)
     lay = layout(scores)
     return batch_profiles(lay.values[None, :], lay, taus)[0]

@@ -136,6 +136,11 @@ def _add_plan_seeds(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     plan.add_argument("--seed-check-experiments", type=int, help="--check: experiments (200)")
     plan.add_argument("--seed-check-reps", type=int, help="--check: bootstrap reps each (1000)")
+    plan.add_argument(
+        "--check-cache", metavar="DIR",
+        help="--check: reuse DIR/<key>.json, the simulation of the same runs, settings and code, "
+        "or simulate and store it there",
+    )  # fmt: skip
     plan.add_argument("--out", default="results/paper", help="output folder (results/paper)")
     plan.set_defaults(results_func=_plan_seeds)
 
@@ -215,6 +220,8 @@ def _plan_seeds(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--ablation-games: {args.algorithm} has no runs on {', '.join(unknown)}")
     game_sets[f"{len(ablation)} ablation games"] = ablation
+    if args.check_cache and not args.check:
+        raise UsageError("--check-cache stores the --check simulation: add --check")
     if any(n < 2 for n in args.runs):
         raise UsageError(f"--runs: every run count must be >= 2, got {args.runs}")
     start = time.perf_counter()
@@ -222,7 +229,13 @@ def _plan_seeds(args: argparse.Namespace) -> int:
         hns, game_sets, tuple(args.runs), tuple(args.delta), cfg.seed_plan_reps, cfg.seed
     )
     checks = None
-    if args.check:
+    if args.check and args.check_cache:
+        checks, stored, reused = seeds.cached_check(
+            hns, game_sets, rows, Path(args.check_cache), experiments=cfg.seed_check_experiments,
+            reps=cfg.seed_check_reps, seed=cfg.seed,
+        )  # fmt: skip
+        print(f"rem.results plan-seeds: check {'read from' if reused else 'stored in'} {stored}")
+    elif args.check:
         checks = seeds.check(
             hns, game_sets, rows, cfg.seed_check_experiments, cfg.seed_check_reps, cfg.seed
         )
@@ -240,12 +253,18 @@ def _plan_seeds(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Dispatch; user errors (bad files, bad settings) print one line and return 2."""
     from rem.results.protocol import ProtocolError
-    from rem.results.report import ReportError
     from rem.results.runs import RunsConfigError, ScoreError
     from rem.results.scores import ScoreFileError
+    from rem.results.seeds import CheckCacheError
 
-    errors = (ScoreFileError, ResultsConfigError, ReportError, FileNotFoundError, ProtocolError,
-              RunsConfigError, ScoreError, UsageError)  # fmt: skip
+    errors = (ScoreFileError, ResultsConfigError, FileNotFoundError, ProtocolError,
+              RunsConfigError, ScoreError, UsageError, CheckCacheError)  # fmt: skip
+    if args.results_command == "report":
+        # Only the report raises it; its module loads the plotting stack, which plan-seeds
+        # does not need.
+        from rem.results.report import ReportError
+
+        errors += (ReportError,)
     from rem.results.protocol import TERMINAL
 
     TERMINAL.reset()  # each command prints its protocol warnings once

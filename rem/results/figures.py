@@ -15,8 +15,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-from rliable import plot_utils  # noqa: E402
 
 from rem.results.aggregates import METRIC_LABELS, METRICS  # noqa: E402
 from rem.results.bootstrap import Interval  # noqa: E402
@@ -30,6 +28,14 @@ STYLE = {
     "axes.unicode_minus": False,
 }
 FIGURE_FORMATS = ("png", "pdf")
+# seaborn's "colorblind" palette as RGB (tests/test_results_figures.py compares them): a
+# constant, so that figures without rliable's plots (the seed planner) do not load seaborn
+# and scipy; rliable.plot_utils, which does, is imported by the figures that use it.
+COLORBLIND = tuple(
+    matplotlib.colors.to_rgb(c)
+    for c in ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
+              "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9")
+)  # fmt: skip
 # What each format may carry: no timestamps, a fixed producer string.
 _METADATA = {
     "png": {"Software": "rem.results (matplotlib)"},
@@ -39,7 +45,7 @@ _METADATA = {
 
 def palette(indices: dict[str, int]) -> dict[str, tuple]:
     """Algorithm -> colour from seaborn's colorblind palette (the paper's indices)."""
-    colours = sns.color_palette("colorblind", 10)
+    colours = COLORBLIND
     return {name: colours[i % 10] for name, i in indices.items()}
 
 
@@ -82,6 +88,8 @@ def aggregates_figure(intervals: dict[str, Interval], colours: dict[str, tuple])
     point = {a: iv.estimate[cols] for a, iv in intervals.items()}
     ci = {a: np.stack([iv.low[cols], iv.high[cols]]) for a, iv in intervals.items()}
     with plt.rc_context(STYLE):
+        from rliable import plot_utils
+
         fig, _ = plot_utils.plot_interval_estimates(
             point,
             ci,
@@ -130,6 +138,8 @@ def profile_figure(
     """Performance profiles (fraction of runs with HNS > tau) with 95% CIs."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        from rliable import plot_utils
+
         plot_utils.plot_performance_profiles(
             {a: iv.estimate for a, iv in profiles.items()},
             taus,
@@ -150,6 +160,8 @@ def improvement_figure(improvement: dict[str, Interval], colours: list[tuple]) -
     """P(X > Y) with 95% CIs for each pair 'X,Y' (rliable's plot)."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.5, 0.5 * len(improvement) + 1.2))
+        from rliable import plot_utils
+
         plot_utils.plot_probability_of_improvement(
             {p: iv.estimate[0] for p, iv in improvement.items()},
             {p: np.array([iv.low[0], iv.high[0]]) for p, iv in improvement.items()},
@@ -333,7 +345,7 @@ def seed_plan_figure(rows, checks, algorithm: str) -> plt.Figure:
     sets = list(dict.fromkeys(r.games for r in rows))
     deltas = list(rows[0].power) if rows else []
     styles = ["-", "--", ":", "-."]
-    colours = sns.color_palette("colorblind", 10)
+    colours = COLORBLIND
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained")
         for i, name in enumerate(sets):

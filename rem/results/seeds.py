@@ -16,12 +16,18 @@ replacement from that game's published runs. Over many such experiments:
 `simulate` checks these numbers the slow, direct way: it draws whole experiments, runs the
 stratified bootstrap (rem.results.bootstrap, rliable's resamples) on each and averages the
 interval widths and detections (tests/test_results_seeds.py: widths agree within 10%).
+`cached_check` stores its result under a key of everything it reads (the runs, the rows'
+run counts and deltas, the settings, its code and numpy's version), so `snakemake paper`
+reuses it instead of simulating again (rules in workflow/rules/paper.smk).
 
 Shapes: a game pool is (n_g,) published runs; an experiment batch is (reps, n * games).
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +200,98 @@ def check(
             )  # fmt: skip
         )
     return out
+
+
+# ------------------------------------------------------------------ cache of the check
+
+
+class CheckCacheError(ValueError):
+    """A stored check that cannot be read; the message names the file and the fix."""
+
+
+def check_key(
+    hns: Scores,
+    game_sets: dict[str, tuple[str, ...]],
+    rows: list[PlanRow],
+    experiments: int,
+    reps: int,
+    seed: int,
+) -> str:
+    """SHA-256 of everything `check` reads: the runs of every game set, each row's game set,
+    run count and deltas, the settings, the simulation's code and numpy's version."""
+    code = [inspect.getsource(f) for f in (simulate, difference_interval)]
+    code += [Path(m.__file__).read_text() for m in (M, B)]
+    doc = {
+        "runs": {k: {g: hns.runs[g].tolist() for g in games} for k, games in game_sets.items()},
+        "rows": [[r.games, r.runs, list(r.power)] for r in rows],
+        "settings": [experiments, reps, seed],
+        "code": code,
+        "numpy": np.__version__,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _stored_rows(checks: list[CheckRow]) -> list[dict]:
+    return [
+        {
+            "games": c.games,
+            "runs": c.runs,
+            "simulated_width": c.simulated_width,
+            "simulated_power": [[d, p] for d, p in c.simulated_power.items()],
+            "simulated_false_positive": c.simulated_false_positive,
+        }
+        for c in checks
+    ]
+
+
+def _from_stored(path: Path, rows: list[PlanRow], experiments: int) -> list[CheckRow]:
+    """The rows of a stored check, joined with the planned numbers of `rows`."""
+    try:
+        stored = json.loads(path.read_text())["rows"]
+        if [(s["games"], s["runs"]) for s in stored] != [(r.games, r.runs) for r in rows]:
+            raise ValueError("its rows are not the planner's game sets and run counts")
+        return [
+            CheckRow(
+                r.games,
+                r.runs,
+                experiments,
+                planned_width=r.ci_width,
+                simulated_width=float(s["simulated_width"]),
+                planned_power=r.power,
+                simulated_power={float(d): float(p) for d, p in s["simulated_power"]},
+                planned_false_positive=r.false_positive,
+                simulated_false_positive=float(s["simulated_false_positive"]),
+            )
+            for r, s in zip(rows, stored)
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckCacheError(
+            f"stored seed check {path} is unreadable ({e}); delete it to simulate again"
+        ) from e
+
+
+def cached_check(
+    hns: Scores,
+    game_sets: dict[str, tuple[str, ...]],
+    rows: list[PlanRow],
+    cache_dir: Path,
+    *,
+    experiments: int = 200,
+    reps: int = 1000,
+    seed: int = 0,
+) -> tuple[list[CheckRow], Path, bool]:
+    """`check`, read from cache_dir/<key>.json when the same inputs were simulated before,
+    else simulated and stored there. Returns the rows, the file and whether it was reused."""
+    from rem.utils.atomic import atomic_write_text
+
+    path = Path(cache_dir) / f"{check_key(hns, game_sets, rows, experiments, reps, seed)}.json"
+    if path.is_file():
+        return _from_stored(path, rows, experiments), path, True
+    checks = check(hns, game_sets, rows, experiments, reps, seed)
+    doc = {"experiments": experiments, "reps": reps, "seed": seed, "rows": _stored_rows(checks)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    return checks, path, False
 
 
 # ------------------------------------------------------------------ outputs
