@@ -16,7 +16,7 @@ from rem.config import ConfigError
 # Subcommand modules under rem.cli, in help order.
 COMMANDS = [
     "evaluate", "weights", "train", "summary", "bench", "results", "play", "video", "wm-eval",
-    "status", "plan", "diagnose",
+    "status", "plan", "convert-checkpoint", "diagnose",
 ]  # fmt: skip
 
 
@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError) as err:
         print(f"rem {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # storage full, read-only or forbidden: not a bug, not bad input
+        from rem.utils.disk_errors import describe, is_refusal
+
+        if not is_refusal(err):
+            raise
+        print(f"rem {args.command}: error: {describe(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "second one refuses, naming the first."
         ),
     )
-    parser.add_argument("--game", required=True, help="Atari 100k game, e.g. Breakout, or the toy game Catch")
+    parser.add_argument(
+        "--game", required=True, help="Atari 100k game, e.g. Breakout, or the toy game Catch"
+    )
     parser.add_argument("--seed", type=int, required=True, help="run seed")
     parser.add_argument(
         "--variant", default="rem", help="variant file in config/variants (default rem)"
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from rem.training.health import NonFiniteError
     from rem.training.run_dir import RunDirError
     from rem.training.trainer import train
+    from rem.utils.disk_errors import describe, is_refusal
     from rem.weights import WeightsError
 
     try:
@@ -103,4 +106,27 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteError as err:  # a health alarm: the run failed, not the command line
         print(f"rem train: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # full, read-only or forbidden storage: the run failed, nothing lost
+        if not is_refusal(err):
+            raise
+        print(
+            f"rem train: error: {describe(err)}; {resume_note(Path(args.run_dir))}", file=sys.stderr
+        )
+        return 1
     return 0
+
+
+def resume_note(run_dir: Path) -> str:
+    """What a refused write left: the committed checkpoint the same command resumes from."""
+    from rem.training.checkpoint import CheckpointError, read_latest
+
+    try:
+        record = read_latest(run_dir / "checkpoints")
+    except CheckpointError as err:
+        return str(err)
+    if record is None:
+        return "no checkpoint was committed yet: then run the same command again to start over"
+    return (
+        f"nothing is lost: then run the same command again, it resumes from the committed "
+        f"checkpoint of epoch {record['epoch']}"
+    )

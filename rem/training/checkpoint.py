@@ -18,7 +18,12 @@ archive. Only then is `.tmp/` renamed to `epoch_N/` and `LATEST.json` atomically
 checkpoint that fails verification is never committed (CheckpointError; the previous one
 stays committed).
 
-Loading verifies again (sizes, SHA-256, replay lengths). If the latest checkpoint is unusable,
+Loading verifies again (sizes, SHA-256, replay lengths) and reads state.pt with
+`torch.load(weights_only=True)` only: the hashes sit in the same folder, so they prove
+integrity, not origin, and a shared run folder must never run code. state.pt therefore holds
+plain types (containers, numbers, strings, bytes, tensors); a file that needs more (a crafted
+pickle, or a checkpoint of format 1, whose numpy RNG state was an ndarray) is refused with
+one line naming `rem convert-checkpoint` (rem/training/convert.py). If the latest checkpoint is unusable,
 `load_checkpoint(..., fallback=True)` resumes from the previous one, says so with the number
 of epochs lost, and keeps the bad one as `corrupt-epoch_N/` for inspection. Anything else
 found on resume is debris from a kill and is removed.
@@ -29,6 +34,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -40,9 +47,10 @@ import torch
 from rem.data.replay import MANIFEST as REPLAY_MANIFEST
 from rem.data.replay import ReplayError, verify_saved
 from rem.utils.atomic import atomic_torch_save, atomic_write_json, fsync_dir
+from rem.utils.disk_errors import is_refusal
 from rem.utils.faults import maybe_kill
 
-FORMAT = 1
+FORMAT = 2  # 2: state.pt loads with torch.load(weights_only=True); 1: it needed pickle
 LATEST = "LATEST.json"
 TMP = ".tmp"
 STATE = "state.pt"
@@ -159,8 +167,38 @@ def save_checkpoint(
     state: dict[str, Any],
     save_replay: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write checkpoint `epoch`, verify it, commit it; returns its folder."""
+    """Write checkpoint `epoch`, verify it, commit it; returns its folder.
+
+    A write the file system refuses (full, read-only, no permission) raises its OSError
+    after the uncommitted files are removed (on a full disk they hold the space a retry
+    needs); the committed checkpoint is untouched either way."""
     root = Path(root)
+    try:
+        return _save_checkpoint(root, epoch, state, save_replay)
+    except OSError as err:
+        if is_refusal(err):
+            _remove_uncommitted(root, f"epoch_{epoch:06d}")
+        raise
+
+
+def _remove_uncommitted(root: Path, name: str) -> None:
+    """Delete `.tmp/` and folder `name` unless LATEST.json names it (best effort: the file
+    system may be read-only; a resume removes them then)."""
+    shutil.rmtree(root / TMP, ignore_errors=True)
+    try:
+        record = read_latest(root)
+    except CheckpointError:
+        return
+    if record is None or record["name"] != name:
+        shutil.rmtree(root / name, ignore_errors=True)
+
+
+def _save_checkpoint(
+    root: Path,
+    epoch: int,
+    state: dict[str, Any],
+    save_replay: Callable[[Path], None] | None,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     previous = read_latest(root)
     name = f"epoch_{epoch:06d}"
@@ -241,15 +279,53 @@ def verify_state_file(root: str | Path) -> dict[str, Any]:
     return record
 
 
+class UnsafeStateError(CheckpointError):
+    """A state file that only the unpickler that runs code could read: never loaded."""
+
+
+def convert_command(path: Path) -> str:
+    """The one-off command that converts the run folder holding state file `path`."""
+    run = path.parent.parent.parent if path.parent.parent.name == "checkpoints" else path.parent
+    return f"rem convert-checkpoint {run} --i-trust-this-folder"
+
+
+def _unsafe_message(path: Path, err: Exception) -> str:
+    found = re.search(r"GLOBAL (\S+)", str(err))
+    what = f" ({found.group(1)})" if found else ""
+    return (
+        f"{path} was not loaded: it holds Python objects{what} that only an unpickler which "
+        f"can run code would read, and rem loads plain data only. A crafted file looks like "
+        f"this; so does a checkpoint of an older rem. If this folder comes from a source you "
+        f"trust, convert it once with `{convert_command(path)}`"
+    )
+
+
+def load_state_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A state.pt read with `torch.load(weights_only=True)` -> its dict. Raises
+    UnsafeStateError (one line, the convert command) for a file that would run code,
+    CheckpointError for an unreadable one. Never executes anything in the file."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeStateError(_unsafe_message(path, err)) from err
+    except Exception as err:  # noqa: BLE001 - any other failure means a bad file
+        raise CheckpointError(f"cannot read {path}: {str(err).splitlines()[0]}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a rem state file (a {type(state).__name__})")
+    if state.get("format") != FORMAT:
+        raise UnsafeStateError(
+            f"{path} has checkpoint format {state.get('format')!r}, this rem reads format "
+            f"{FORMAT}; convert it with `{convert_command(path)}`"
+        )
+    return state
+
+
 def _read_state(root: Path, record: dict[str, Any], map_location) -> dict:
     folder = root / record["name"]
-    try:
-        # Our own checksummed file: it holds RNG tuples and optimiser states, not just tensors.
-        state = torch.load(folder / STATE, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"cannot read {folder / STATE}: {err}") from err
-    if state.get("format") != FORMAT or state.get("epoch") != record["epoch"]:
-        raise CheckpointError(f"{folder / STATE} does not match {root / LATEST} (format/epoch)")
+    state = load_state_file(folder / STATE, map_location)
+    if state.get("epoch") != record["epoch"]:
+        raise CheckpointError(f"{folder / STATE} does not match {root / LATEST} (epoch)")
     return state
 
 
@@ -314,6 +390,8 @@ def load_checkpoint(
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")
     try:
         state = _load_verified(root, record, map_location, replay)
+    except UnsafeStateError:
+        raise  # not damage: falling back would hide it, and the previous one is alike
     except CheckpointError as err:
         latest_error = err
     else:
@@ -322,6 +400,8 @@ def load_checkpoint(
     previous = _previous_to_fall_back_to(root, record, latest_error, fallback)
     try:
         state = _load_verified(root, previous, map_location, replay)
+    except UnsafeStateError:
+        raise
     except CheckpointError as err:
         raise CheckpointError(
             f"both checkpoints are unusable: {latest_error}; {err}. The run cannot resume. "

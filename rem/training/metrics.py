@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from rem.utils.atomic import atomic_write_text
+from rem.utils.disk_errors import guard
+from rem.utils.write_faults import maybe_refuse
 
 
 def _clean(value: Any) -> Any:
@@ -84,11 +86,14 @@ class MetricsLogger:
 
     def log(self, record: dict[str, Any]) -> None:
         record = {k: _clean(v) for k, v in record.items()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = json.dumps(record) + "\n"
+        maybe_refuse(self.path, len(line.encode()), append=True)
+        with guard(self.path, len(line.encode())):  # a torn line is dropped on resume
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
         step = int(record.get("epoch", 0))
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "epoch"}
         if self._tb is not None:

@@ -19,7 +19,7 @@ import torch
 
 from rem.config import Config, ConfigError, config_from_dict
 from rem.envs.atari import action_meanings, make_env
-from rem.training.checkpoint import CheckpointError, load_checkpoint
+from rem.training.checkpoint import CheckpointError, UnsafeStateError, load_checkpoint
 from rem.training.run_dir import RunDir, RunDirError
 
 
@@ -81,6 +81,8 @@ def load_agent(info: RunInfo, device: str | torch.device = "cpu") -> tuple[torch
     checkpoints = info.path / "checkpoints"
     try:
         state, _ = load_checkpoint(checkpoints, map_location=device, replay=False)
+    except UnsafeStateError:
+        raise  # the fix is the convert command it names, not waiting for a checkpoint
     except CheckpointError as err:
         raise CheckpointError(
             f"{err}. A run's agent can be loaded once `rem train` has written its first "

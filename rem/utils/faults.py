@@ -27,6 +27,7 @@ from typing import Any
 
 ENV_VAR = "REM_TEST_KILL_AT"
 TRACE_VAR = "REM_FAULT_TRACE"
+WRITE_FAULT_VAR = "REM_TEST_WRITE_FAULT"  # rem.utils.write_faults: hooks announce epochs for it
 
 # point -> where it is (in the order a run reaches them)
 POINTS: dict[str, str] = {
@@ -79,7 +80,7 @@ def maybe_kill(point: str, epoch: int | None = None) -> None:
     """A named moment of the run (see the module docstring); a no-op unless armed."""
     global _epoch
     spec, trace = os.environ.get(ENV_VAR), os.environ.get(TRACE_VAR)
-    if not spec and not trace:
+    if not spec and not trace and not os.environ.get(WRITE_FAULT_VAR):
         return
     if point not in POINTS:
         raise ValueError(f"unknown fault point {point!r}")

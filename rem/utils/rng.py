@@ -42,10 +42,31 @@ def configure_determinism(deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
+def numpy_global_state() -> dict[str, Any]:
+    """numpy's global generator as plain types (its own form holds an ndarray, which
+    `torch.load(weights_only=True)` refuses): the 624 MT19937 words as little-endian bytes."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "bit_generator": str(name),
+        "keys": np.asarray(keys, dtype="<u4").tobytes(),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def set_numpy_global_state(state: dict[str, Any]) -> None:
+    keys = np.frombuffer(state["keys"], dtype="<u4").astype(np.uint32)
+    np.random.set_state(
+        (state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    )
+
+
 def rng_state() -> dict[str, Any]:
+    """The process-wide generators in plain types (safe to load without running code)."""
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": numpy_global_state(),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -55,7 +76,7 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    set_numpy_global_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
