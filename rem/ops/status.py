@@ -18,7 +18,8 @@ States:
 
 Speed: a folder costs a few stats, the manifest and the last few tens of KB of
 metrics.jsonl (never the whole file); logs are read (their tails) only for failed runs.
-A half-written last line (a trainer writing at that moment) is ignored, never an error.
+A half-written last line (a trainer writing at that moment) is ignored, never an error; an
+earlier line that is not JSON makes the run's progress unknown, with a note naming it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 
 from rem.ops.sweep import Sweep, SweepError, variant_epochs
 from rem.results.runs import RunKey
+from rem.utils.jsonl import JsonlError, parse_line, read_jsonl
 
 STATES = ("pending", "running", "stalled", "failed", "completed")
 TAIL_BYTES = 64 * 1024  # enough for the last ~20 epoch lines of a paper run
@@ -140,13 +142,13 @@ def _locks_held() -> set[tuple[int, int]] | None:
     return held
 
 
-def _read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> tuple[list[dict], int, bool]:
-    """(records of the file's tail in file order, unreadable lines, more before them).
+def _read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> tuple[list[dict], bool]:
+    """(records of the file's tail in file order, more lines before them).
 
     Parsed from the end and only as far as `rem status` needs (the last RECENT_EPOCHS epoch
     lines and the latest test return): JSON parsing is most of the cost of a folder. The
-    last line without a newline is being written: skipped silently. Any other line that is
-    not JSON is counted (a corrupted line), never raised.
+    rule is rem.utils.jsonl's: a bad last line is being written, skipped; an earlier one
+    raises JsonlError, which the whole file's reader raises with the line's number.
     """
     try:
         with open(path, "rb") as f:
@@ -156,37 +158,24 @@ def _read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> tuple[list[dict], int
             f.seek(start)
             data = f.read()
     except OSError:
-        return [], 0, False
-    lines = data.split(b"\n")
-    lines.pop()  # after the final newline: b"", or a line still being written
+        return [], False
+    lines = data.splitlines()
     if start > 0 and lines:
         lines.pop(0)  # cut in the middle
-    records, bad, epochs, tested = [], 0, 0, False
+    records, epochs, tested = [], 0, False
     for i in range(len(lines) - 1, -1, -1):
-        if not lines[i].strip():
-            continue
-        try:
-            record = json.loads(lines[i])
-        except ValueError:
-            bad += 1
-            continue
-        if not isinstance(record, dict):
-            bad += 1
-            continue
+        record = parse_line(lines[i])
+        if record is None:
+            if i == len(lines) - 1:
+                continue  # the last line, being written
+            return read_jsonl(path), False  # raises, naming the line's number
         records.append(record)
         if not record.get("final") and not record.get("failed"):
             epochs += 1
             tested = tested or record.get("test/return_mean") is not None
         if epochs >= RECENT_EPOCHS and (tested or epochs >= 3 * RECENT_EPOCHS):
-            return records[::-1], bad, start > 0 or i > 0
-    return records[::-1], bad, start > 0
-
-
-def _read_all(path: Path) -> list[dict]:
-    """Every readable line (runs from before `time/elapsed` only)."""
-    from rem.training.metrics import read_metrics
-
-    return [r for r in read_metrics(path) if isinstance(r, dict)]
+            return records[::-1], start > 0 or i > 0
+    return records[::-1], start > 0
 
 
 def _log_tail(path: Path, max_bytes: int = 16 * 1024) -> list[str]:
@@ -348,12 +337,16 @@ def _apply_manifest(st: RunStatus, manifest: dict[str, Any], key: RunKey) -> Non
 def _read_progress(path: Path, names: set[str], st: RunStatus) -> tuple[list[float], dict | None]:
     """Progress from the tail of metrics.jsonl: epoch, epoch time, training time, latest test
     return (the final evaluation's when done). Returns the recent epoch times and the last
-    line of a failed epoch (None: none)."""
-    records, bad, more = (
-        _read_tail(path / "metrics.jsonl") if "metrics.jsonl" in names else ([], 0, False)
-    )
-    if bad:
-        st.notes.append(f"metrics.jsonl: {bad} unreadable line(s) skipped")
+    line of a failed epoch (None: none). A corrupted line is a note; progress stays unknown."""
+    try:
+        return _progress(path, names, st)
+    except JsonlError as err:
+        st.notes.append(str(err))
+        return [], None
+
+
+def _progress(path: Path, names: set[str], st: RunStatus) -> tuple[list[float], dict | None]:
+    records, more = _read_tail(path / "metrics.jsonl") if "metrics.jsonl" in names else ([], False)
     epoch_lines = [r for r in records if isinstance(r.get("epoch"), int) and not r.get("final")]
     progress = [r for r in epoch_lines if not r.get("failed")]
     times: list[float] = []
@@ -393,7 +386,7 @@ def _elapsed(path: Path, progress: list[dict], more: bool) -> float:
         None,
     )
     if elapsed is None:  # runs from before `time/elapsed`: sum the whole file once
-        every = _read_all(path / "metrics.jsonl") if more else progress
+        every = read_jsonl(path / "metrics.jsonl") if more else progress
         elapsed = sum(
             r.get("time/epoch") or 0.0 for r in every if not r.get("final") and not r.get("failed")
         )

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rem.utils.jsonl import JsonlError, read_jsonl
+
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
 
@@ -50,17 +52,12 @@ class RunRecord:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Metrics lines of a run; a half-written last line (a run still writing) is skipped."""
-    rows = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
-                break
-            raise LearningReportError(f"{path}:{i + 1}: not a JSON line ({err})") from err
-    return rows
+    """Metrics lines of a run; a half-written last line (a run still writing) is skipped,
+    an earlier bad line is an error naming it (rem.utils.jsonl)."""
+    try:
+        return read_jsonl(path)
+    except JsonlError as err:
+        raise LearningReportError(str(err)) from err
 
 
 def load_runs(runs_dir: Path, variant: str, wm_dir: Path | None = None) -> list[RunRecord]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rem.utils.atomic import atomic_write_text
 from rem.utils.disk_errors import guard
+from rem.utils.jsonl import read_jsonl
 from rem.utils.write_faults import maybe_refuse
 
 
@@ -26,17 +27,12 @@ def _clean(value: Any) -> Any:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Parsed lines of a metrics file, skipping a torn last line left by a kill."""
+    """The lines of a metrics file ([] when there is none yet); a torn last line left by a
+    kill is skipped, an earlier bad line raises rem.utils.jsonl.JsonlError."""
     path = Path(path)
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    return read_jsonl(path)
 
 
 class MetricsLogger:
