@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from rem.training.run_dir import RunDirError
     from rem.training.trainer import train
     from rem.utils.disk_errors import describe, is_refusal
+    from rem.utils.jsonl import JsonlError
     from rem.weights import WeightsError
 
     try:
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=list(args.overrides),
             retrain=args.retrain,
         )
-    except (RunDirError, CheckpointError, WeightsError) as err:
+    except (RunDirError, CheckpointError, WeightsError, JsonlError) as err:
         raise UserError(str(err)) from err
     except NonFiniteError as err:  # a health alarm: the run failed, not the command line
         print(f"rem train: error: {err}", file=sys.stderr)
