@@ -56,7 +56,7 @@ def test_best_action_depends_on_the_frame():
     seen = set()
     for _ in range(50):
         obs, _ = env.reset()
-        ball = np.argwhere(obs[: CELL, :, 0] == 255)[:, 1].min() // CELL
+        ball = np.argwhere(obs[:CELL, :, 0] == 255)[:, 1].min() // CELL
         paddle = np.argwhere(obs[-CELL:, :, 2] == 255)[:, 1].min() // CELL
         assert (ball, paddle) == (env.ball_col, env.paddle_col)
         seen.add(optimal_action(env))
@@ -99,3 +99,45 @@ def test_random_policy_evaluation_cli(tmp_path):
     returns = result.get("returns") or result.get("episode_returns")
     assert returns is not None and len(returns) == 6, result.keys()
     assert all(-10 <= r <= 10 for r in returns)
+
+
+TINY_TOY = [
+    "run.epochs=4", "run.checkpoint_every=2", "run.deterministic=true",
+    "collection.steps_per_epoch=40", "collection.stop_after_epochs=3",
+    "training.tokenizer.steps_per_epoch=4", "training.world_model.start_after_epochs=1",
+    "training.world_model.steps_per_epoch=4", "training.world_model.batch_size=4",
+    "training.actor_critic.start_after_epochs=2", "training.actor_critic.steps_per_epoch=2",
+    "training.actor_critic.batch_size=4", "evaluation.every=2", "evaluation.episodes=2",
+    "evaluation.final_episodes=3", "evaluation.num_envs=1",
+]  # fmt: skip
+
+
+def toy_train(run_dir, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    from training_helpers import rem_exe
+
+    env = {k: v for k, v in os.environ.items() if k != "REM_TEST_KILL_AT"}
+    if kill_at:
+        env["REM_TEST_KILL_AT"] = kill_at
+    cmd = [rem_exe(), "train", "--game", "Catch", "--seed", "1", "--run-dir", str(run_dir)]
+    return subprocess.run(
+        [*cmd, "--preset", "toy", *TINY_TOY], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_toy_preset_trains_and_resumes_identical_after_a_kill(tmp_path):
+    """The whole loop on Catch with the toy preset; killed mid-episode in epoch 3 (after the
+    checkpoint of epoch 2, which holds the game in progress), the resumed run ends equal to an
+    uninterrupted one."""
+    whole = toy_train(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = toy_train(tmp_path / "resumed", kill_at="collect:3@25")
+    assert killed.returncode != 0 and not (tmp_path / "resumed" / "COMPLETED").exists()
+    resumed = toy_train(tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    scores = [json.loads((tmp_path / r / "scores.json").read_text()) for r in ("whole", "resumed")]
+    for s in scores:
+        s.pop("eval_seconds", None)
+    assert scores[0] == scores[1]
+    assert len(scores[0]["returns"]) == 3
