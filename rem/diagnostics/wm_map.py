@@ -241,8 +241,9 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
     rows = []
     for point in points:
         path = args.out / f"fit_{game}_{point.name}.json"
-        if path.exists():
+        if path.exists():  # a cached point with a larger budget is cut at this one's
             result = json.loads(path.read_text())
+            result["rows"] = [r for r in result["rows"] if within_budget(r, args)]
         else:
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
             tokenizer = frozen_tokenizer(cfg, game, point, frames, args)
@@ -255,6 +256,10 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
         rows += [{"game": game, **result["config"], **row} for row in result["rows"]]
     return rows
+
+
+def within_budget(row: dict, args) -> bool:
+    return row["updates"] <= args.max_updates and row["cpu_s"] <= args.max_cpu_s * 1.02
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
