@@ -41,6 +41,7 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/learning.smk"
+include: "workflow/rules/pilot.smk"
 
 
 rule all:

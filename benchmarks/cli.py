@@ -274,6 +274,11 @@ def print_targets(found: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gpu-check"]:  # one command for a GPU's fitness (benchmarks/gpu_check.py)
+        from benchmarks.gpu_check import main as gpu_check
+
+        return gpu_check(argv[1:], prog=f"{prog} gpu-check")
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:

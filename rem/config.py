@@ -154,6 +154,9 @@ class RunConfig:
     deterministic: bool = False
     torch_threads: int = 0  # intra-op CPU threads; 0 = torch's default (one per core)
     save_media: bool = True
+    # Every N epochs keep the checkpoint's state.pt under RUN_DIR/snapshots/ (a run folder
+    # `rem wm-eval` reads: the pilot scores its world model at epochs 30, 50...); 0 = none.
+    snapshot_every: int = 0
     tensorboard: bool = False
     wandb: bool = False
 
@@ -362,6 +365,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("world_model.context_length must be smaller than world_model.max_blocks")
     if cfg.run.torch_threads < 0:
         raise ConfigError("run.torch_threads must be >= 0 (0 = torch's default)")
+    if cfg.run.snapshot_every < 0:
+        raise ConfigError("run.snapshot_every must be >= 0 (0 = no snapshots)")
     for name in ("epochs", "checkpoint_every"):
         if getattr(cfg.run, name) < 1:
             raise ConfigError(f"run.{name} must be >= 1")

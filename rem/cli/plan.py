@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import TYPE_CHECKING
 
 from rem.cli import UserError
@@ -51,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how many times slower a run is when K runs share its GPU (default: print the "
         "range from 1, no contention, to K, a GPU already busy)",
     )
+    parser.add_argument(
+        "--pilot",
+        metavar="FILE",
+        help="a pilot report's pilot.json (default: finished runs first, then "
+        "results/runs/pilot/report/pilot.json)",
+    )
+    parser.add_argument(
+        "--disk-margin",
+        type=float,
+        default=0.1,
+        help="free space asked beyond the estimate, as a fraction (default 0.1)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     parser.set_defaults(func=run)
 
@@ -60,7 +71,7 @@ def _h(hours: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.ops.plan import BENCH_DIR, find_measurement, plan
+    from rem.ops.plan import BENCH_DIR, disk_plan, find_measurement, plan
     from rem.ops.sweep import SweepError, load_sweep
 
     _check_numbers(args)
@@ -69,12 +80,11 @@ def run(args: argparse.Namespace) -> int:
     except SweepError as err:
         raise UserError(str(err)) from err
     try:
-        measurement = find_measurement(sweep, args.bench, args.bench_dir or BENCH_DIR)
+        measurement = find_measurement(
+            sweep, args.bench, args.bench_dir or BENCH_DIR, pilot=args.pilot
+        )
     except SweepError as err:
-        if args.bench is not None:
-            raise UserError(str(err)) from err
-        print(f"rem plan: {err}", file=sys.stderr)  # nothing measured yet: not a usage error
-        return 1
+        raise UserError(str(err)) from err
     try:
         result = plan(
             sweep,
@@ -85,11 +95,56 @@ def run(args: argparse.Namespace) -> int:
         )
     except SweepError as err:
         raise UserError(str(err)) from err
+    result.disk = disk_plan(sweep, args.disk_margin)
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
     else:
         _print_plan(result, slowdown_given=args.slowdown is not None)
+        _print_disk(result.disk, sum(result.runs.values()))
+        if result.measurement.published:
+            _print_how_to_measure()
     return 0
+
+
+def _print_how_to_measure() -> None:
+    from rem.ops.plan import HOW_TO_MEASURE_ALL
+
+    print("measure it on your machine (then `rem plan` again uses the measurement):")
+    for line in HOW_TO_MEASURE_ALL:
+        print(f"    {line}")
+
+
+def _print_disk(disk: dict, runs: int) -> None:
+    """Disk per run (by kind) and for the whole config, next to the free space."""
+    from rem.training.disk import human
+
+    free = human(disk["free_bytes"])
+    if not disk["measured"]:
+        print(
+            f"disk: no finished run to measure bytes from ({free} free in {disk['runs_dir']}); "
+            "run the quick DAG (`snakemake --cores 2 --configfile config/quick.yaml`, about 3 "
+            "minutes) or the pilot, then `rem plan` again"
+        )
+        return
+    scaled = " (scaled to this config, marked ~)" if disk["scaled"] else ""
+    print(f"disk: from {disk['source']}{scaled}")
+    print(f"    replay {disk['replay_bytes_per_step'] / 1e3:,.1f} KB per agent step")
+    for variant, est in disk["per_run"].items():
+        mark = "~" if est["scaled"] else ""
+        kinds = ", ".join(f"{k} {mark}{human(b)}" for k, b in est["bytes"].items() if b)
+        print(f"    one {variant} run: {mark}{human(est['total'])} ({kinds})")
+        for note in est["notes"]:
+            print(f"      note: {note}")
+    verdict = (
+        "fits"
+        if disk["fits"]
+        else f"WILL NOT FIT (free at least {human(disk['total_bytes'] * (1 + disk['margin']))}"
+        f" with the {disk['margin']:.0%} margin, or use a larger file system)"
+    )
+    print(
+        f"    whole config ({runs} runs): {human(disk['total_bytes'])}; {free} free in "
+        f"{disk['runs_dir']}: {verdict}"
+    )
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

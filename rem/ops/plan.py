@@ -9,6 +9,12 @@ A measurement gives the seconds of one whole run, per variant where it can:
     training phases scaled by the batch ratio, 8: per-sample cost on a compute-bound CPU);
     for the quick preset the trainer's own `measured_epoch` (size tiny). It times variant
     `rem`; other variants are assumed to cost the same (said in the output).
+  - a pilot (`snakemake pilot`, config/pilot.yaml): its report's pilot.json holds the
+    median seconds per epoch of each phase (collection, tokenizer, world model, actor-critic)
+    from epochs in which that phase ran, and per evaluation; a variant's run is its own
+    schedule counted in those units (rem.results.pilot.run_seconds);
+  - with nothing measured, the paper's own claim (PUBLISHED_CLAIMS, per variant), marked
+    "published claim, not measured here", followed by the commands that measure it.
 Then the runs are placed on G GPUs x K runs per GPU (longest first, each on the slot that
 frees first). K runs sharing a GPU slow each other down by a factor between 1 (the GPU had
 room: REM's models are small) and K (the GPU was already the bottleneck); unless
@@ -38,6 +44,33 @@ HOW_TO_MEASURE = (
 )
 
 
+# What the authors state a run costs, per variant (agent); the fallback before anything is
+# measured here. Other agents add their own entry.
+@dataclass(frozen=True)
+class PublishedClaim:
+    hours_per_run: float  # an upper bound ("under N hours")
+    epochs: int  # the schedule the claim is for
+    source: str
+
+
+PUBLISHED_CLAIMS = {
+    "rem": PublishedClaim(
+        12.0,
+        PAPER_SCHEDULE_EPOCHS,
+        "Cohen et al., ICML 2024 (arXiv 2402.05643), abstract: REM trains in under 12 hours "
+        "per run on one GPU",
+    ),
+}
+PILOT_JSON = Path("results/runs/pilot/report/pilot.json")  # config/pilot.yaml's report
+HOW_TO_MEASURE_ALL = (
+    "snakemake pilot --configfile config/pilot.yaml --profile profiles/local  "
+    "# 3 runs x 100 epochs, measures every phase (README: Before a sweep)",
+    "python -m benchmarks gpu-check --json benchmarks/out/gpu-check.json  "
+    "# 8 minutes on one GPU: phases at paper size, packing slowdown",
+    "python -m benchmarks epoch --device cuda --sizes paper --json benchmarks/out/epoch.json",
+)
+
+
 @dataclass
 class Measurement:
     source: str  # what was measured, where
@@ -46,6 +79,8 @@ class Measurement:
     default_s: float  # variants without their own figure
     notes: list[str] = field(default_factory=list)
     on_cpu: bool = False  # measured on a CPU
+    published: bool = False  # the authors' claim, not measured here
+    slowdown: dict[str, float] = field(default_factory=dict)  # K runs per GPU -> measured
 
 
 @dataclass
@@ -69,6 +104,7 @@ class Plan:
     measurement: Measurement
     placements: list[Placement]
     notes: list[str] = field(default_factory=list)
+    disk: dict[str, Any] | None = None  # rem.ops.plan.disk_plan
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,16 +311,80 @@ def _quick_measurement(
     )
 
 
+def from_published(sweep: Sweep, why: str) -> Measurement:
+    """The authors' claim per variant (a variant without one takes REM's, said so), scaled
+    to each variant's epochs; `why`: what was looked for and not found."""
+    per_run, notes, sources = {}, [why], set()
+    for v in sweep.variants:
+        claim = PUBLISHED_CLAIMS.get(v, PUBLISHED_CLAIMS["rem"])
+        if v not in PUBLISHED_CLAIMS:
+            notes.append(f"{v}: no published figure of its own; REM's claim is used")
+        sources.add(claim.source)
+        per_run[v] = claim.hours_per_run * 3600 * variant_epochs(sweep, v) / claim.epochs
+    notes.append("an upper bound stated by the authors on their GPU; yours may differ either way")
+    return Measurement(
+        source="published claim, not measured here: " + "; ".join(sorted(sources)),
+        device="the authors' GPU (not measured here)",
+        per_run_s=per_run,
+        default_s=statistics.median(per_run.values()),
+        notes=notes,
+        published=True,
+    )
+
+
+def from_pilot(path: Path, sweep: Sweep) -> Measurement:
+    """Each variant's run in the pilot's measured units (seconds per phase epoch)."""
+    from rem.config import load_config
+    from rem.results.pilot import run_seconds
+
+    try:
+        payload = json.loads(Path(path).read_text())
+        cost = payload["cost"]
+        per_phase, per_eval = cost["epoch_phase_s"], cost["evaluation_s"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SweepError(
+            f"pilot file {path} is not a pilot report's pilot.json ({err}); {HOW_TO_MEASURE}"
+        ) from err
+    per_run = {}
+    for v in sweep.variants:
+        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        per_run[v] = run_seconds(cfg, per_phase, per_eval, cost.get("eval_episode_s"))
+    notes = list(cost.get("notes") or [])
+    if payload.get("preset") != sweep.preset:
+        notes.append(
+            f"the pilot ran preset {payload.get('preset')}, this config {sweep.preset}: its "
+            "phase times do not carry over"
+        )
+    return Measurement(
+        source=f"pilot {display_path(path)} ({payload.get('runs', '?')} runs, "
+        f"{cost.get('runs_per_gpu', 1)} per GPU): measured seconds per phase epoch",
+        device=str(cost.get("device", "unknown")),
+        per_run_s=per_run,
+        default_s=statistics.median(per_run.values()),
+        notes=notes,
+        on_cpu="cpu" in str(cost.get("device_type", "")),
+        slowdown={str(k): float(x) for k, x in (cost.get("slowdown") or {}).items()},
+    )
+
+
 def find_measurement(
-    sweep: Sweep, bench: str | Path | None, bench_dir: str | Path = BENCH_DIR
+    sweep: Sweep,
+    bench: str | Path | None,
+    bench_dir: str | Path = BENCH_DIR,
+    pilot: str | Path | None = None,
 ) -> Measurement:
-    """--bench FILE if given; else this config's finished runs; else the newest usable
-    benchmark in `bench_dir`. SweepError (saying how to measure) when there is none."""
+    """--bench FILE or --pilot FILE if given; else this config's finished runs; else the
+    pilot's pilot.json; else the newest usable benchmark in `bench_dir`; else the published
+    claim (its notes say what was looked for)."""
     if bench is not None:
         return from_bench(Path(bench), sweep)
+    if pilot is not None:
+        return from_pilot(Path(pilot), sweep)
     measured = from_runs(sweep)
     if measured is not None:
         return measured
+    if PILOT_JSON.is_file():
+        return from_pilot(PILOT_JSON, sweep)
     reasons = []
     bench_dir = Path(bench_dir)
     files = sorted(bench_dir.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -293,11 +393,11 @@ def find_measurement(
             return from_bench(path, sweep)
         except SweepError as err:
             reasons.append(str(err).split(";")[0])
-    raise SweepError(
-        f"no measurement to plan from: no finished run in {sweep.runs_dir} and no usable epoch "
-        f"benchmark in {bench_dir}"
-        + (f" ({len(reasons)} file(s) did not fit: {reasons[0]})" if reasons else "")
-        + f"; {HOW_TO_MEASURE}"
+    return from_published(
+        sweep,
+        f"nothing measured yet: no finished run in {sweep.runs_dir}, no pilot report "
+        f"({PILOT_JSON}) and no usable epoch benchmark in {display_path(bench_dir)}"
+        + (f" ({len(reasons)} file(s) did not fit: {reasons[0]})" if reasons else ""),
     )
 
 
@@ -331,6 +431,10 @@ def plan(
     slots = _slots(gpus, k, gpus_per_run, notes)
     counts = Counter(r.variant for r in sweep.runs)
     base = [measurement.per_run_s.get(r.variant, measurement.default_s) for r in sweep.runs]
+    measured = measurement.slowdown.get(str(k)) if k > 1 else None
+    if slowdown is None and measured is not None:
+        slowdown = measured
+        notes.append(f"sharing slowdown x{measured:.2f} at {k} runs per GPU: measured")
     factors = [slowdown] if slowdown is not None else ([1.0, float(k)] if k > 1 else [1.0])
     share = 1.0 if gpus_per_run == 0 else (gpus_per_run / k if gpus_per_run == 1 else gpus_per_run)
     placements = []
@@ -382,3 +486,68 @@ def _slots(gpus: int, k: int, gpus_per_run: int, notes: list[str]) -> int:
     if slots == 0:
         raise SweepError(f"--gpus {gpus} is fewer than the {gpus_per_run} GPUs one run needs")
     return slots
+
+
+# ----------------------------------------------------------------------------- disk
+
+# Runs folders of the project's other workflow configs, measured when this config has no
+# finished run yet (their rates are scaled to this config, and marked so).
+OTHER_CONFIGS = ("quick.yaml", "pilot.yaml", "learning.yaml")
+
+
+def rate_sources(sweep: Sweep) -> list[Path]:
+    """Runs folders to measure disk rates from, this config's first."""
+    dirs = [sweep.runs_dir]
+    for name in OTHER_CONFIGS:
+        path = ROOT / "config" / name
+        try:
+            import yaml
+
+            runs_dir = (yaml.safe_load(path.read_text()) or {}).get("runs_dir")
+        except (OSError, ValueError):
+            continue
+        if runs_dir and Path(runs_dir) not in dirs:
+            dirs.append(Path(runs_dir))
+    return dirs
+
+
+def find_rates(dirs: list[Path], max_runs: int = 5):
+    """Disk rates from the first folder holding finished runs (at most `max_runs` read)."""
+    from rem.training.disk import measure_runs
+
+    for runs_dir in dirs:
+        done = sorted(p.parent for p in Path(runs_dir).glob("*/*/*/COMPLETED"))[:max_runs]
+        rates = measure_runs(done, f"{len(done)} finished run(s) in {display_path(runs_dir)}")
+        if rates is not None:
+            return rates
+    return None
+
+
+def disk_plan(sweep: Sweep, margin: float = 0.1) -> dict[str, Any]:
+    """Bytes per run (per variant and kind) and for the whole config, next to the free space
+    of the runs folder's file system; `fits` False when the sweep will not fit."""
+    from rem.config import load_config
+    from rem.training.disk import estimate_run, free_bytes
+
+    rates = find_rates(rate_sources(sweep))
+    free = free_bytes(sweep.runs_dir)
+    if rates is None:
+        return {"measured": False, "free_bytes": free, "runs_dir": str(sweep.runs_dir)}
+    counts = Counter(r.variant for r in sweep.runs)
+    per_variant = {}
+    for v in counts:
+        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        per_variant[v] = estimate_run(cfg, rates).to_json()
+    total = sum(per_variant[v]["total"] * n for v, n in counts.items())
+    return {
+        "measured": True,
+        "source": rates.source,
+        "scaled": any(e["scaled"] for e in per_variant.values()),
+        "replay_bytes_per_step": rates.replay_per_step,
+        "per_run": per_variant,
+        "total_bytes": total,
+        "free_bytes": free,
+        "margin": margin,
+        "fits": free >= total * (1 + margin),
+        "runs_dir": str(sweep.runs_dir),
+    }

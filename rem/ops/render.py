@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from rem.ops.status import STATES, SweepStatus, coverage, fmt_duration
 from rem.ops.sweep import display_path
+from rem.training.disk import human
 
 STYLE = {
     "pending": "dim",
@@ -79,6 +80,7 @@ def _row_cells(r) -> list[str]:
         epoch,
         ret,
         fmt_duration(r.elapsed_s) if r.elapsed_s else "-",
+        human(r.disk_bytes) if r.disk_bytes else "-",
         fmt_duration(r.eta_s) if r.state != "completed" and r.eta_s is not None else "-",
         "; ".join(details),
     ]
@@ -89,16 +91,17 @@ def run_table(status: SweepStatus, states: set[str] | None = None):
     measures every cell of 330 rows, several times slower than reading the folders.)"""
     from rich.text import Text
 
-    header = ["variant/game/seed", "state", "epoch", "test return", "elapsed", "ETA", "details"]
+    header = ["variant/game/seed", "state", "epoch", "test return", "elapsed", "disk", "ETA",
+              "details"]  # fmt: skip
     rows = [(r.state, _row_cells(r)) for r in status.runs if not states or r.state in states]
-    widths = [max([len(header[i])] + [len(c[i]) for _, c in rows]) for i in range(6)]
-    right = {2, 3, 4, 5}
+    widths = [max([len(header[i])] + [len(c[i]) for _, c in rows]) for i in range(7)]
+    right = {2, 3, 4, 5, 6}
 
     def line(cells: list[str]) -> list[str]:
         out = [
             c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
         ]
-        return out + [cells[6]]
+        return out + [cells[7]]
 
     text = Text("  ".join(line(header)).rstrip() + "\n", style="bold")
     for state, cells in rows:
@@ -148,6 +151,8 @@ def summary_lines(status: SweepStatus) -> list[str]:
         lines.append("every run is complete")
     else:
         lines.append("expected finish: unknown (no run is running now)")
+    free = f"; {human(s.disk_free_bytes)} free there" if s.disk_free_bytes is not None else ""
+    lines.append(f"disk: {human(s.disk_bytes)} in the run folders{free}")
     lines.append(f"[dim]estimates from {s.estimate_basis}; read in {status.seconds:.2f} s[/]")
     return lines
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from rem.ops.sweep import Sweep, SweepError, variant_epochs
 from rem.results.runs import RunKey
+from rem.training.disk import free_bytes, measure_run
 from rem.utils.jsonl import JsonlError, parse_line, read_jsonl
 
 STATES = ("pending", "running", "stalled", "failed", "completed")
@@ -80,6 +81,7 @@ class RunStatus:
     failures: int = 0  # health stops recorded in failures.json (all attempts)
     notes: list[str] = field(default_factory=list)
     in_config: bool = True
+    disk_bytes: int | None = None  # what the run folder holds (rem.training.disk)
 
     @property
     def key(self) -> RunKey:
@@ -100,6 +102,8 @@ class Summary:
     finish_eta_s: float | None  # on the current parallelism
     finish_at: str | None
     estimate_basis: str
+    disk_bytes: int = 0  # all run folders read
+    disk_free_bytes: int | None = None  # on the runs folder's file system
 
 
 @dataclass
@@ -264,6 +268,7 @@ def read_run(key: RunKey, path: Path, ctx: _Context, epochs_hint: int | None) ->
         return st
     if not names:
         return st
+    st.disk_bytes = measure_run(path).total
     manifest = _read_manifest(path, names, st)
     if manifest:
         _apply_manifest(st, manifest, key)
@@ -715,6 +720,8 @@ def summarise(runs: list[RunStatus], sweep: Sweep | None, now: float) -> Summary
         finish_eta_s=finish,
         finish_at=_iso(now + finish) if finish is not None else None,
         estimate_basis=basis,
+        disk_bytes=sum(r.disk_bytes or 0 for r in runs),
+        disk_free_bytes=free_bytes(Path(runs[0].path).parents[2]) if runs else None,
     )
 
 

@@ -47,6 +47,7 @@ from rem.evaluation.world_model_eval import (
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
+from rem.training.snapshot import save_snapshot
 from rem.training.components import COMPONENTS, TOKENIZER, WORLD_MODEL, ComponentSpec
 from rem.training.health import (
     NonFiniteError,
@@ -238,6 +239,9 @@ class Trainer:
 
     def _checkpoint(self, epoch: int) -> None:
         save_checkpoint(self.run.checkpoints, epoch, self.state_dict(epoch), self.replay.save)
+        every = self.cfg.run.snapshot_every
+        if every and epoch % every == 0:  # a committed checkpoint kept for later evaluation
+            save_snapshot(self.run.path, epoch)
 
     # ------------------------------------------------------------------ phases
 
