@@ -121,11 +121,10 @@ def _print_disk(disk: dict, runs: int) -> None:
     free = human(disk["free_bytes"])
     if not disk["measured"]:
         print(
-            f"disk: no finished run to measure bytes from ({free} free in {disk['runs_dir']}); "
-            "run the quick DAG (`snakemake --cores 2 --configfile config/quick.yaml`, about 3 "
-            "minutes) or the pilot, then `rem plan` again"
+            "disk: LOWER BOUND, no finished run measured (run the quick DAG, `snakemake "
+            "--cores 2 --configfile config/quick.yaml`, about 3 minutes, or the pilot; then "
+            "`rem plan` again measures bytes)"
         )
-        return
     scaled = " (scaled to this config, marked ~)" if disk["scaled"] else ""
     print(f"disk: from {disk['source']}{scaled}")
     print(f"    replay {disk['replay_bytes_per_step'] / 1e3:,.1f} KB per agent step")

@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "COMPLETED) and train from scratch, even if the run is finished or has another config",
     )
     parser.add_argument(
+        "--disk-margin",
+        type=float,
+        default=0.1,
+        help="free space asked beyond the run's disk estimate (as `rem plan` computes it), as "
+        "a fraction (default 0.1); below it the run refuses to start",
+    )
+    parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. run.epochs=10"
     )
     parser.set_defaults(func=run)
@@ -72,6 +79,20 @@ def check_inputs(cfg: Config, run_dir: Path) -> None:
         raise UserError(f"--run-dir {run_dir}: cannot create it ({err.strerror})") from err
 
 
+def check_disk(cfg: Config, run_dir: Path, margin: float) -> None:
+    """Refuse (one line, the numbers) when the run folder's file system lacks what the run
+    still needs; a finished run writes nothing, so it is not checked."""
+    from rem.ops.plan import headroom
+
+    if margin < 0:
+        raise UserError(f"--disk-margin {margin}: a fraction >= 0 (0.1 = 10% above the estimate)")
+    if (run_dir / "COMPLETED").is_file():
+        return
+    refusal = headroom(cfg, run_dir, margin)
+    if refusal is not None:
+        raise UserError(refusal)
+
+
 def run(args: argparse.Namespace) -> int:
     from rem.config import load_config
     from rem.games import check_game
@@ -91,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     cfg = load_config(args.preset, args.variant, args.overrides)
     check_inputs(cfg, Path(args.run_dir))
+    check_disk(cfg, Path(args.run_dir), args.disk_margin)
     try:
         train(
             cfg,

@@ -499,15 +499,7 @@ def rate_sources(sweep: Sweep) -> list[Path]:
     """Runs folders to measure disk rates from, this config's first."""
     dirs = [sweep.runs_dir]
     for name in OTHER_CONFIGS:
-        path = ROOT / "config" / name
-        try:
-            import yaml
-
-            runs_dir = (yaml.safe_load(path.read_text()) or {}).get("runs_dir")
-        except (OSError, ValueError):
-            continue
-        if runs_dir and Path(runs_dir) not in dirs:
-            dirs.append(Path(runs_dir))
+        dirs += [d for d in _config_runs_dir(name) if d not in dirs]
     return dirs
 
 
@@ -527,20 +519,22 @@ def disk_plan(sweep: Sweep, margin: float = 0.1) -> dict[str, Any]:
     """Bytes per run (per variant and kind) and for the whole config, next to the free space
     of the runs folder's file system; `fits` False when the sweep will not fit."""
     from rem.config import load_config
-    from rem.training.disk import estimate_run, free_bytes
+    from rem.training.disk import analytic_rates, estimate_run, free_bytes
 
+    counts = Counter(r.variant for r in sweep.runs)
     rates = find_rates(rate_sources(sweep))
     free = free_bytes(sweep.runs_dir)
-    if rates is None:
-        return {"measured": False, "free_bytes": free, "runs_dir": str(sweep.runs_dir)}
-    counts = Counter(r.variant for r in sweep.runs)
+    measured = rates is not None
+    if rates is None:  # nothing measured: frames and parameters, a lower bound
+        v = next(iter(counts))
+        rates = analytic_rates(load_config(sweep.preset, v, sweep.variants[v]["overrides"]))
     per_variant = {}
     for v in counts:
         cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
         per_variant[v] = estimate_run(cfg, rates).to_json()
     total = sum(per_variant[v]["total"] * n for v, n in counts.items())
     return {
-        "measured": True,
+        "measured": measured,
         "source": rates.source,
         "scaled": any(e["scaled"] for e in per_variant.values()),
         "replay_bytes_per_step": rates.replay_per_step,
@@ -551,3 +545,31 @@ def disk_plan(sweep: Sweep, margin: float = 0.1) -> dict[str, Any]:
         "fits": free >= total * (1 + margin),
         "runs_dir": str(sweep.runs_dir),
     }
+
+
+def headroom(cfg: Any, run_dir: Path, margin: float) -> str | None:
+    """`rem train`'s check before writing: the refusal line when the run folder's file system
+    lacks the bytes this run still needs (its estimate minus what the folder holds, plus
+    the margin), else None. Rates: finished runs of its runs folder, then of the project's
+    other configs, else the analytic lower bound (frames and parameters)."""
+    from rem.training.disk import analytic_rates, check_headroom, estimate_run, measure_run
+
+    runs_dir = run_dir.parents[2] if len(run_dir.parts) > 3 else run_dir.parent
+    dirs = [runs_dir]
+    for name in OTHER_CONFIGS:
+        dirs += [d for d in _config_runs_dir(name) if d not in dirs]
+    rates = find_rates(dirs) or analytic_rates(cfg)
+    needed = estimate_run(cfg, rates).total
+    if run_dir.is_dir():
+        needed -= measure_run(run_dir).total
+    return check_headroom(run_dir, max(0.0, needed), margin)
+
+
+def _config_runs_dir(name: str) -> list[Path]:
+    import yaml
+
+    try:
+        runs_dir = (yaml.safe_load((ROOT / "config" / name).read_text()) or {}).get("runs_dir")
+    except (OSError, ValueError):
+        return []
+    return [Path(runs_dir)] if runs_dir else []

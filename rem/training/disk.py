@@ -189,6 +189,25 @@ def rates_from_runs(runs: list[RunDisk], source: str) -> Rates | None:
     )
 
 
+def analytic_rates(cfg: Config) -> Rates:
+    """Rates with nothing measured: the replay's raw frame bytes (uint8 3 x size x size per
+    step, plus action, reward and end) and the models' parameter bytes; media and logs 0.
+    A lower bound, said so in its source."""
+    frame = 3 * cfg.env.size * cfg.env.size + 8 + 4 + 1
+    state = float(model_bytes(cfg))
+    return Rates(
+        replay_per_step=float(frame),
+        state_bytes=state,
+        state_overhead=0.0,
+        episode_bytes={k: 0.0 for k in EPISODE_SETS},
+        reconstruction_per_eval=0.0,
+        logs_per_epoch=0.0,
+        runs=0,
+        source="no finished run measured: raw frame bytes and parameter counts, a lower bound",
+        measured_cfg=cfg.to_dict(),
+    )
+
+
 def measure_runs(folders: list[Path], source: str) -> Rates | None:
     """Rates from the finished runs among `folders` (a COMPLETED marker)."""
     done = [measure_run(p) for p in folders if (Path(p) / "COMPLETED").is_file()]
