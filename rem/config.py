@@ -163,6 +163,7 @@ class RunConfig:
 
 @dataclass
 class Config:
+    agent: str = "rem"  # a name of AGENTS (below): which agent's models and data path
     env: EnvConfig = field(default_factory=EnvConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
@@ -178,6 +179,66 @@ class Config:
     @property
     def tokens_per_frame(self) -> int:
         return self.tokenizer.tokens_per_frame
+
+    @property
+    def spec(self) -> AgentSpec:
+        """This run's agent (the registry entry named by `agent`)."""
+        return agent_spec(self.agent)
+
+
+# ----------------------------------------------------------------------------- agents
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What makes an agent an agent, beside its preset's numbers (README: "Add an agent").
+
+    world_model: "retnet" (REM: POP, or token by token with `world_model.pop: false`) or
+    "transformer" (IRIS: a GPT with a KV cache, token by token); tokenizer: "rem"
+    (REM's VQ encoder/decoder) or "vqgan" (IRIS's, with attention); actor_critics: the
+    `actor_critic.kind` values it accepts (the first is its own); context_length: real frames
+    an imagined rollout starts from (`world_model.context_length` must equal it); sampler:
+    "segments" (uniform over every (episode, start) pair, so longer episodes are drawn more,
+    REM) or "episodes" (an episode uniformly, then a start in it, IRIS); component_context:
+    the real steps beyond the first that every world-model and actor-critic segment must
+    hold (None: world_model.context_length, REM; 0: IRIS, whose segments need one real step);
+    optimizers: "rem" (AdamW, decay on Linear weights) or "iris" (Adam for the tokenizer
+    and actor-critic, AdamW with minGPT's no-decay groups for the world model); presets:
+    (paper, quick) preset names; published: its score file in results/published/.
+    """
+
+    name: str
+    world_model: str
+    tokenizer: str
+    actor_critics: tuple[str, ...]
+    context_length: int
+    sampler: str
+    component_context: int | None
+    optimizers: str
+    presets: tuple[str, str]
+    published: str
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "rem": AgentSpec(
+        "rem", "retnet", "rem", ("lsac", "pixel"), 2, "segments", None, "rem",
+        ("paper", "quick"), "REM.json",
+    ),
+    "iris": AgentSpec(
+        "iris", "transformer", "vqgan", ("pixel",), 1, "episodes", 0, "iris",
+        ("iris", "iris_quick"), "IRIS.json",
+    ),
+}  # fmt: skip
+SAMPLER_MODES = ("segments", "episodes")
+
+
+def agent_spec(name: str) -> AgentSpec:
+    """The registry entry of agent `name`; ConfigError lists the known ones."""
+    if name not in AGENTS:
+        raise ConfigError(
+            f"unknown agent {name!r}; known agents: {', '.join(AGENTS)} (rem/config.py AGENTS)"
+        )
+    return AGENTS[name]
 
 
 # ----------------------------------------------------------------------------- locations
@@ -351,6 +412,27 @@ def check_shared_embeddings(tokenizer: TokenizerConfig, world_model: WorldModelC
         )
 
 
+def check_agent(cfg: Config) -> None:
+    """The config fits its agent: an actor-critic it has, its context length."""
+    spec = agent_spec(cfg.agent)
+    if cfg.actor_critic.kind not in spec.actor_critics:
+        raise ConfigError(
+            f"agent {spec.name} has no actor_critic.kind {cfg.actor_critic.kind!r}; "
+            f"use {' or '.join(spec.actor_critics)}"
+        )
+    if cfg.world_model.context_length != spec.context_length:
+        raise ConfigError(
+            f"agent {spec.name} imagines from {spec.context_length} real frame(s): "
+            f"world_model.context_length must be {spec.context_length}, "
+            f"got {cfg.world_model.context_length}"
+        )
+    if spec.world_model != "retnet" and not cfg.world_model.pop:
+        raise ConfigError(
+            f"world_model.pop=false is REM's no-POP ablation; agent {spec.name}'s "
+            f"{spec.world_model} world model has no POP switch: delete the key"
+        )
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that a type check cannot express."""
     check_actor_critic(cfg.actor_critic)
@@ -363,6 +445,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("world_model.embed_dim must be divisible by world_model.num_heads")
     if cfg.world_model.context_length >= cfg.world_model.max_blocks:
         raise ConfigError("world_model.context_length must be smaller than world_model.max_blocks")
+    check_agent(cfg)
     if cfg.run.torch_threads < 0:
         raise ConfigError("run.torch_threads must be >= 0 (0 = torch's default)")
     if cfg.run.snapshot_every < 0:
@@ -387,13 +470,27 @@ def load_config(
     cfg = Config()
     path = _named_file("presets", preset)
     _merge(cfg, _read_yaml(path), str(path))
+    preset_agent = cfg.agent
     if variant is not None:
         path = _named_file("variants", variant)
         _merge(cfg, _read_yaml(path), str(path))
+        if cfg.agent != preset_agent:
+            presets = " or ".join(agent_spec(cfg.agent).presets)
+            raise ConfigError(
+                f"variant {variant} is agent {cfg.agent}'s but preset {preset} is agent "
+                f"{preset_agent}'s: use --preset {presets} (README: Add an agent)"
+            )
     for text in overrides:
         _merge(cfg, parse_override(text), f"override {text!r}")
     validate(cfg)
     return cfg
+
+
+def preset_agent(preset: str | Path) -> str:
+    """The agent a preset is for (its `agent:`, default rem): the default variant of a run
+    (each agent's own variant file, config/variants/<agent>.yaml, is the agent as published)."""
+    data = _read_yaml(_named_file("presets", preset))
+    return str(data.get("agent", "rem"))
 
 
 def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:

@@ -269,6 +269,6 @@ def test_horizon_must_cover_the_context():
     assert tiny_lsac().effective_horizon == 10 - 2 + 1
 
 
-def test_context_must_be_two_frames():
-    with pytest.raises(ValueError, match="context_length must be 2"):
-        LSAC(ActorCriticConfig(), 4, code_dim=8, token_grid=8, context_length=3)
+def test_context_must_hold_a_frame():
+    with pytest.raises(ValueError, match="context_length >= 1"):
+        LSAC(ActorCriticConfig(), 4, code_dim=8, token_grid=8, context_length=0)

@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--game", required=True, help="Atari 100k game (sets the action count)")
-    parser.add_argument("--variant", default="rem", help="variant in config/variants (default rem)")
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="variant in config/variants (default: the preset's agent, rem or iris)",
+    )
     parser.add_argument(
         "--preset", default="paper", help="preset in config/presets (default paper)"
     )
@@ -51,7 +55,7 @@ def parameter_counts(agent) -> dict[str, dict[str, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.config import load_config
+    from rem.config import load_config, preset_agent
     from rem.envs.atari import num_actions
     from rem.games import check_game
     from rem.models.agent import build_agent
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         game = check_game(args.game)
     except ValueError as err:
         raise UserError(str(err)) from err
+    args.variant = args.variant or preset_agent(args.preset)
     cfg = load_config(args.preset, args.variant, args.overrides)
     actions = num_actions(game)
     agent = build_agent(cfg, actions, load_perceptual_weights=False)
@@ -70,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "game": game,
                     "variant": args.variant,
+                    "agent": cfg.agent,
                     "preset": args.preset,
                     "num_actions": actions,
                     "config": cfg.to_dict(),
@@ -82,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"# rem summary: game {game} ({actions} actions), preset {args.preset}, variant {args.variant}"
     )
-    print(f"# tokens per frame: {cfg.tokens_per_frame}")
+    print(f"# agent: {cfg.agent}; tokens per frame: {cfg.tokens_per_frame}")
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
     print()
     print(f"{'component':<14}{'trainable':>14}{'frozen':>14}")

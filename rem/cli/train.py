@@ -31,11 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, required=True, help="run seed")
     parser.add_argument(
-        "--variant", default="rem", help="variant file in config/variants (default rem)"
+        "--variant",
+        default=None,
+        help="variant file in config/variants (default: the preset's agent, rem or iris)",
     )
     parser.add_argument("--run-dir", required=True, help="run folder (created if missing)")
     parser.add_argument(
-        "--preset", default="paper", help="preset in config/presets: paper, quick, small or toy"
+        "--preset",
+        default="paper",
+        help="preset in config/presets: paper, quick, small, toy (REM), iris, iris_quick (IRIS)",
     )
     parser.add_argument(
         "--retrain",
@@ -94,7 +98,7 @@ def check_disk(cfg: Config, run_dir: Path, margin: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.config import load_config
+    from rem.config import load_config, preset_agent
     from rem.games import check_game
     from rem.training.checkpoint import CheckpointError
     from rem.training.health import NonFiniteError
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from err
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
+    args.variant = args.variant or preset_agent(args.preset)
     cfg = load_config(args.preset, args.variant, args.overrides)
     check_inputs(cfg, Path(args.run_dir))
     check_disk(cfg, Path(args.run_dir), args.disk_margin)

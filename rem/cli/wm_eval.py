@@ -182,6 +182,7 @@ def report_header(
         "variant": manifest["variant"],
         "seed": int(manifest["seed"]),
         "checkpoint_epoch": manifest["checkpoint_epoch"],
+        "agent": cfg.agent,
         "pop": cfg.world_model.pop,
         "source": args.source,
         "eval_seed": args.seed,
@@ -204,9 +205,10 @@ def print_figures(header: dict[str, Any], figures) -> None:
     console = Console()
     data = "fresh held-out steps" if header["source"] == "fresh" else "replay steps (trained on)"
     counts = figures.reward_counts
+    kind = {"rem": "POP" if header["pop"] else "no-POP"}.get(header["agent"], header["agent"])
     table = Table(
         title=f"World model of {header['game']} / {header['variant']} / seed {header['seed']} "
-        f"(epoch {header['checkpoint_epoch']}, {'POP' if header['pop'] else 'no-POP'}) on "
+        f"(epoch {header['checkpoint_epoch']}, {kind}) on "
         f"{figures.steps} {data}, {figures.episodes} episode{'s' * (figures.episodes != 1)}",
         caption=f"{figures.target_frames} next frames ({figures.segments} windows), "
         f"{figures.changed_token_share:.1%} of their tokens differ from the previous frame; "

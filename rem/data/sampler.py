@@ -8,7 +8,16 @@ max(0, n - context) samples (the clamp fixes the reference's negative counts). S
   zero-padded before the episode start, so the last step is always real.
 
 Either way a segment never crosses an episode and holds at least context + 1 real steps.
-Sampling is uniform over the pairs, without replacement within a pass: `rebuild()` (called
+Two ways to draw the pairs (an agent's registry entry, rem.config.AGENTS, names its mode):
+
+- `SegmentSampler` ("segments", REM): uniform over the pairs, so an episode is drawn in
+  proportion to its length;
+- `EpisodeSampler` ("episodes", IRIS): an episode uniformly, then a sample i uniformly within
+  it, with replacement (IRIS's `EpisodesDataset.sample_batch`; its sampling weights only
+  apply to a replay of at most 4 episodes, so every run uses uniform weights); short
+  episodes are drawn as often as long ones.
+
+`SegmentSampler` is uniform over the pairs, without replacement within a pass: `rebuild()` (called
 when a component starts its epoch) snapshots the replay and shuffles; each `sample()` takes
 the next batch; an exhausted pass reshuffles the same snapshot (the reference's restarted
 DataLoader). A batch that straddles two passes may repeat a pair.
@@ -104,6 +113,10 @@ class SegmentSampler:
         stop = self.context + 1 + i
         return stop - self.segment_length, stop
 
+    def _draw(self) -> np.ndarray:
+        """(batch, 2) pairs (index into the snapshot's episodes, sample i) of the next batch."""
+        return self._pairs[self._next_indices()]
+
     def sample(self) -> Batch:
         """Next batch. observations uint8 (b,s,3,h,w), actions int64 (b,s), rewards float32
         (b,s), ends int64 (b,s), mask_padding bool (b,s) (True = real step)."""
@@ -120,9 +133,9 @@ class SegmentSampler:
         if self.pin_memory:
             out = {k: v.pin_memory() for k, v in out.items()}
         observations, actions, rewards, ends, mask = (v.numpy() for v in out.values())
-        for row, k in enumerate(self._next_indices()):
-            episode = self._episodes[self._pairs[k, 0]]
-            start, stop = self.window(int(self._pairs[k, 1]))
+        for row, (e, i) in enumerate(self._draw()):
+            episode = self._episodes[e]
+            start, stop = self.window(int(i))
             lo, hi = max(start, 0), min(stop, len(episode))
             dst = slice(lo - start, hi - start)
             observations[row, dst] = episode.observations[lo:hi]
@@ -132,6 +145,37 @@ class SegmentSampler:
             mask[row, dst] = True
         assert (mask.sum(1) > self.context).all(), "a segment has too few real steps"
         return out
+
+
+class EpisodeSampler(SegmentSampler):
+    """IRIS's draw (module docstring): per row an episode uniformly among those with more
+    than `context` steps, then i uniformly in [0, len - context); with replacement."""
+
+    _counts = np.zeros(0, dtype=np.int64)  # per snapshot episode: its number of samples
+    _usable = np.zeros(0, dtype=np.int64)  # snapshot episodes with at least one sample
+
+    def rebuild(self) -> int:
+        """Snapshot the replay; returns the number of (episode, start) pairs it holds."""
+        self._episodes = list(self.replay.episodes())
+        self._counts = np.array(
+            [max(0, len(e) - self.context) for e in self._episodes], dtype=np.int64
+        )
+        self._usable = np.flatnonzero(self._counts)
+        self._pairs = np.zeros((int(self._counts.sum()), 2), dtype=np.int64)  # only its length
+        return len(self._pairs)
+
+    def _draw(self) -> np.ndarray:
+        if len(self._usable) == 0:
+            raise RuntimeError(
+                f"no episode in the replay has more than {self.context} steps "
+                "(call rebuild() after collecting data)"
+            )
+        episodes = self._usable[self.rng.integers(len(self._usable), size=self.batch_size)]
+        starts = self.rng.integers(self._counts[episodes])  # one bound per row
+        return np.stack([episodes, starts], axis=1)
+
+
+SAMPLERS: dict[str, type[SegmentSampler]] = {"segments": SegmentSampler, "episodes": EpisodeSampler}
 
 
 def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:

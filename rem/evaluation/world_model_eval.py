@@ -16,7 +16,8 @@ Figures (docs/world-model-eval.md says what each means):
    actions), repeating the previous frame's tokens (its cross-entropy is that of the best
    "copy with probability p" distribution, p = its accuracy), the majority class.
 2. Open-loop imagination, on windows of `actor_critic.imagination_horizon` steps: reset on
-   the first two real frames and a_0 (as the actor-critic does), then step with the *real*
+   the agent's context (REM: the first two real frames and a_0; IRIS: the first frame), as
+   the actor-critic does, then step with the *real*
    actions a_1, a_2, ...; the imagined frames (tokens sampled at temperature 1, as the
    actor-critic sees them; seeded) are decoded and compared with the real frames (pixel MSE,
    in [0, 1] units) per imagination step; baselines: the tokenizer's reconstruction of the
@@ -153,27 +154,55 @@ def teacher_forced(
     obs_tokens long (b, t, K), actions long (b, t) -> logits obs (b, t', K, V), reward
     (b, t', 3), end (b, t', 2) for the blocks t >= context_length (t' = t - context_length).
     POP: every token of frame t is predicted in parallel from the state after block t-1.
-    No-POP: token i of frame t is predicted after the real tokens 0..i-1 of frame t (the
-    usual teacher forcing of a next-token model).
+    No-POP and IRIS's GPT: token i of frame t is predicted after the real tokens 0..i-1 of
+    frame t (the usual teacher forcing of a next-token model).
     """
-    from rem.models.world_model import POPWorldModel
+    ctx = world_model.cfg.context_length
+    return _reader(world_model)(world_model, tokenizer, obs_tokens, actions, ctx)
 
-    ctx, k = world_model.cfg.context_length, world_model.tokens_per_frame
-    j = world_model.tokens_per_block
-    tokens = world_model.block_tokens(obs_tokens, actions)
-    outputs = world_model(tokens, tokenizer)
-    if isinstance(world_model, POPWorldModel):  # (b, t, j, E)
-        outputs = outputs[:, ctx:]
-        from_tokens = outputs[:, :, :k]
-        last = outputs[:, :, k]
-    else:  # (b, t*j, E): output p predicts token p+1
-        from_tokens = rearrange(outputs[:, ctx * j - 1 : -1], "b (t j) e -> b t j e", j=j)
-        from_tokens = from_tokens[:, :, :k]
-        last = rearrange(outputs, "b (t j) e -> b t j e", j=j)[:, ctx:, k]
+
+def _pop_logits(world_model, tokenizer, obs_tokens, actions, ctx: int):
+    """POP: (b, t, j, E) outputs; every token of frame t from the state after block t-1."""
+    k = world_model.tokens_per_frame
+    outputs = world_model(world_model.block_tokens(obs_tokens, actions), tokenizer)[:, ctx:]
+    return _heads(world_model, outputs[:, :, :k], outputs[:, :, k])
+
+
+def _next_token_logits(world_model, tokenizer, obs_tokens, actions, ctx: int):
+    """A next-token model (REM's no-POP, IRIS's GPT): (b, t*j, E) outputs, output p
+    predicts token p + 1."""
+    k, j = world_model.tokens_per_frame, world_model.tokens_per_block
+    outputs = world_model(world_model.block_tokens(obs_tokens, actions), tokenizer)
+    from_tokens = rearrange(outputs[:, ctx * j - 1 : -1], "b (t j) e -> b t j e", j=j)
+    last = rearrange(outputs, "b (t j) e -> b t j e", j=j)[:, ctx:, k]
+    return _heads(world_model, from_tokens[:, :, :k], last)
+
+
+def _heads(world_model, from_tokens: Tensor, last: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """-> logits obs (b, t', K, V), reward (b, t', 3), end (b, t', 2)."""
     return (
         world_model.head_obs(from_tokens),
         world_model.head_reward(last),
         world_model.head_end(last),
+    )
+
+
+def _reader(world_model: nn.Module):
+    """How a world model's teacher-forced logits are read, by its class (a new world-model
+    kind adds a row here: README "Add an agent")."""
+    from rem.models.iris import IrisWorldModel
+    from rem.models.world_model import POPWorldModel, TokenWorldModel
+
+    for cls, reader in (
+        (POPWorldModel, _pop_logits),
+        (TokenWorldModel, _next_token_logits),  # no-POP
+        (IrisWorldModel, _next_token_logits),
+    ):
+        if isinstance(world_model, cls):
+            return reader
+    raise TypeError(
+        f"world-model evaluation has no reader for {type(world_model).__name__}; add one to "
+        "rem.evaluation.world_model_eval._reader"
     )
 
 
@@ -427,11 +456,11 @@ def imagine_open_loop(
 
     real_tokens long (b, t, K), actions long (b, t) -> imagined tokens long (b, t - ctx, K).
     """
-    from rem.models.imagination import ImaginationEnv
+    from rem.models.imagination import ImaginationEnv, context_of
 
     ctx = world_model.cfg.context_length
     env = ImaginationEnv(tokenizer, world_model, generator=generator)
-    env.reset(real_tokens[:, :ctx], actions[:, ctx - 2])
+    env.reset(*context_of(real_tokens[:, :ctx], actions[:, :ctx], ctx))
     imagined = []
     for step in range(real_tokens.shape[1] - ctx):
         # frame ctx + step follows action a_(ctx - 1 + step)
@@ -492,8 +521,8 @@ class _ImaginationSums:
 
 
 def _check_context(context: int, imagination_horizon: int) -> None:
-    if context != 2:
-        raise ValueError(f"world_model.context_length must be 2 (frames T-1, T), got {context}")
+    if context < 1:
+        raise ValueError(f"world_model.context_length must be >= 1 real frame, got {context}")
     if imagination_horizon <= context:
         raise ValueError(
             f"imagination_horizon ({imagination_horizon}) must exceed the context ({context})"

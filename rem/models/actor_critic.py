@@ -36,7 +36,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from rem.config import ActorCriticConfig, check_actor_critic
-from rem.models.imagination import ImaginationEnv
+from rem.models.imagination import ImaginationEnv, context_of
 from rem.models.precision import at_least_fp32
 from rem.models.returns import lambda_returns
 
@@ -100,10 +100,10 @@ class RecurrentActorCritic(nn.Module):
                 f"actor_critic.imagination_horizon ({cfg.imagination_horizon}) must be >= "
                 f"world_model.context_length ({context_length})"
             )
-        if context_length != 2:
+        if context_length < 1:
             raise ValueError(
-                f"world_model.context_length must be 2 for the actor-critic's imagination (the "
-                f"context is frames T-1, T and a_(T-1)), got {context_length}"
+                f"the actor-critic's imagination starts from context_length >= 1 real frames "
+                f"(the agent's registry entry: REM 2, IRIS 1), got {context_length}"
             )
         self.cfg = cfg
         self.num_actions = num_actions
@@ -283,11 +283,11 @@ class RecurrentActorCritic(nn.Module):
         generator: torch.Generator | None = None,
     ) -> ImaginationRollout:
         """Burn in on all but the last frame of each segment, then roll out H_eff steps in
-        the world model from the last two real frames. Gradients flow through the
+        the world model from the last `context_length` real frames (REM 2, IRIS 1). Gradients flow through the
         actor-critic across imagined steps, never into the tokenizer or the world model.
 
         batch: observations (b, s, 3, 64, 64) float [0, 1], actions (b, s) long,
-        mask_padding (b, s) bool (left padded; the last two steps must be real: `SegmentSampler`
+        mask_padding (b, s) bool (left padded; the last context_length steps must be real: the sampler
         guarantees it on the host, where checking is free; checking here would cost a
         host-device sync per training step).
         actions: optional (b, H_eff) long to replay instead of sampling (re-evaluating a
@@ -310,7 +310,7 @@ class RecurrentActorCritic(nn.Module):
             inputs[:, :-1], mask[:, :-1].bool(), self.initial_state(b, obs.device), real_actions
         )
         env = ImaginationEnv(tokenizer, world_model, generator=generator)
-        env.reset(tokens[:, -2:], real_actions[:, -2])
+        env.reset(*context_of(tokens, real_actions, self.context_length))
         return self._roll_out(env, tokenizer, inputs[:, -1], tokens[:, -1], state, actions)
 
     def _encode_segments(

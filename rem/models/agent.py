@@ -1,10 +1,14 @@
 """The agent: tokenizer + world model + actor-critic, built from a `Config`.
 
-`build_agent` picks the classes of the configured variant:
-- world model: `POPWorldModel` (cfg.world_model.pop) or `NoPOPWorldModel` (no-pop ablation);
+`build_agent` picks the classes of the configured agent (`cfg.agent`, its registry entry
+`rem.config.AGENTS`) and variant:
+- tokenizer: by the entry's tokenizer architecture: REM's VQ `Tokenizer` ("rem") or IRIS's
+  VQGAN-style one ("vqgan", rem.models.iris);
+- world model: by the entry's world-model kind: "retnet" = `POPWorldModel`
+  (cfg.world_model.pop) or `NoPOPWorldModel` (no-pop ablation); "transformer" = IRIS's GPT;
 - actor-critic: `LSAC` (cfg.actor_critic.kind == "lsac") or `PixelActorCritic` ("pixel",
-  the no-latent-ac ablation);
-- tokenizer: tokens per frame, and hence the world model's block size and the actor-critic's
+  the no-latent-ac ablation, and IRIS's own), imagining from the entry's context length;
+- tokens per frame, and hence the world model's block size and the actor-critic's
   input size, derive from `tokenizer.num_downsample_steps` (never set by hand).
 With `tokenizer.perceptual_loss` the LPIPS weights are located first, so a missing file fails
 before anything is built or trained, naming the folder searched and `rem weights fetch`.
@@ -20,7 +24,7 @@ from rem.models.lpips import LPIPS
 from rem.models.pixel_actor_critic import PixelActorCritic
 from rem.models.tokenizer import Tokenizer
 from rem.models.vgg import VGG16Features
-from rem.models.world_model import POPWorldModel, TokenWorldModel
+from rem.models.world_model import POPWorldModel
 from rem.models.world_model_nopop import NoPOPWorldModel
 
 
@@ -43,11 +47,28 @@ class Agent(nn.Module):
 
 
 def build_world_model(
-    cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int
-) -> TokenWorldModel:
-    """POP world model by default, the token-by-token one for the no-POP ablation."""
+    cfg: WorldModelConfig, tokenizer_cfg: TokenizerConfig, num_actions: int, kind: str = "retnet"
+) -> nn.Module:
+    """REM's POP world model by default, the token-by-token one for the no-POP ablation;
+    `kind="transformer"`: IRIS's GPT world model."""
+    if kind == "transformer":
+        from rem.models.adapters import build_iris_world_model
+
+        return build_iris_world_model(cfg, tokenizer_cfg, num_actions)
+    if kind != "retnet":
+        raise ValueError(f"unknown world-model kind {kind!r}; expected retnet or transformer")
     model = POPWorldModel if cfg.pop else NoPOPWorldModel
     return model(cfg, tokenizer_cfg, num_actions)
+
+
+def build_tokenizer(cfg: Config, perceptual: nn.Module | None) -> nn.Module:
+    """REM's VQ tokenizer, or IRIS's VQGAN-style one (`cfg.spec.tokenizer == "vqgan"`)."""
+    lpips = perceptual if cfg.tokenizer.perceptual_loss else None
+    if cfg.spec.tokenizer == "vqgan":
+        from rem.models.adapters import build_iris_tokenizer
+
+        return build_iris_tokenizer(cfg.tokenizer, lpips)
+    return Tokenizer(cfg.tokenizer, lpips)
 
 
 def build_perceptual(cfg: Config, *, load_weights: bool = True) -> LPIPS:
@@ -68,9 +89,10 @@ def build_perceptual(cfg: Config, *, load_weights: bool = True) -> LPIPS:
 
 
 def build_actor_critic(cfg: Config, num_actions: int) -> RecurrentActorCritic:
-    """LSAC, or the pixel actor-critic for the no-latent-ac ablation."""
+    """LSAC, or the pixel actor-critic (the no-latent-ac ablation, IRIS's actor-critic),
+    imagining from the agent's context length."""
     check_actor_critic(cfg.actor_critic)
-    context = cfg.world_model.context_length
+    context = cfg.spec.context_length
     if cfg.actor_critic.kind == "pixel":
         return PixelActorCritic(cfg.actor_critic, num_actions, context_length=context)
     return LSAC(
@@ -96,6 +118,8 @@ def build_agent(
         raise ValueError(f"num_actions must be >= 1, got {num_actions}")
     if cfg.tokenizer.perceptual_loss and perceptual is None:
         perceptual = build_perceptual(cfg, load_weights=load_perceptual_weights)
-    tokenizer = Tokenizer(cfg.tokenizer, perceptual if cfg.tokenizer.perceptual_loss else None)
-    world_model = build_world_model(cfg.world_model, cfg.tokenizer, num_actions)
+    tokenizer = build_tokenizer(cfg, perceptual)
+    world_model = build_world_model(
+        cfg.world_model, cfg.tokenizer, num_actions, cfg.spec.world_model
+    )
     return Agent(tokenizer, world_model, build_actor_critic(cfg, num_actions))

@@ -3,9 +3,14 @@
 Shared by the actor-critic's training rollout and the viewer.
 
     env = ImaginationEnv(tokenizer, world_model)
-    env.reset(context_tokens, context_action)   # (b, 2, K) frames T-1, T and (b,) a_{T-1}
+    env.reset(context_tokens, context_action)   # (b, c, K) frames T-c+1..T, (b,) a_{T-1} or None
     next_tokens, rewards, dones = env.step(actions)          # (b, K), (b,), (b,)
     _, rewards, dones = env.step(actions, predict_next=False)  # last step: no next frame
+
+The context is the agent's `context_length` c real frames (rem.config.AGENTS: REM 2, frames
+T-1 and T with the action a_{T-1} between them; IRIS 1, frame T alone, action None);
+`context_of` cuts it from a segment. The world model provides the three primitives
+`imagine_reset`, `imagine_act`, `imagine_frame` (REM's POP and no-POP models, IRIS's GPT).
 
 POP world model: each step feeds the pending tokens (first the 129 context tokens, later the
 K generated ones) plus the action chunkwise, reads reward/end at the action token and
@@ -24,14 +29,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rem.models.world_model import ImaginationState, TokenWorldModel
+from rem.models.world_model import ImaginationState
+
+
+def context_of(tokens: Tensor, actions: Tensor, context: int) -> tuple[Tensor, Tensor | None]:
+    """Segments tokens long (b, s, K), actions long (b, s) -> the imagination context:
+    tokens (b, c, K) of the last c frames and the action before the last frame (b,), or
+    None when c == 1 (no action inside the context)."""
+    if tokens.shape[1] < context:
+        raise ValueError(f"segments need >= {context} steps, got {tokens.shape[1]}")
+    return tokens[:, -context:], (actions[:, -2] if context > 1 else None)
 
 
 class ImaginationEnv:
     def __init__(
         self,
         tokenizer: nn.Module,
-        world_model: TokenWorldModel,
+        world_model: nn.Module,
         sample_reward_done: bool | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -62,8 +76,9 @@ class ImaginationEnv:
         return self._sample(logits) if self.sample_reward_done else logits.argmax(dim=-1)
 
     @torch.no_grad()
-    def reset(self, context_tokens: Tensor, context_action: Tensor) -> None:
-        """context_tokens long (b, 2, K) real frames T-1, T; context_action long (b,) a_{T-1}."""
+    def reset(self, context_tokens: Tensor, context_action: Tensor | None) -> None:
+        """context_tokens long (b, c, K) real frames T-c+1..T; context_action long (b,) a_{T-1}
+        (None for a one-frame context)."""
         self._state = self.world_model.imagine_reset(context_tokens, context_action)
         self._needs_frame = False
 

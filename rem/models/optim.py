@@ -8,6 +8,11 @@
   tokens (anything that is not a Linear weight).
 - actor-critic: AdamW, `training.actor_critic.weight_decay` (0.01) on everything.
 Betas (0.9, 0.999) and eps 1e-8 are AdamW's defaults.
+
+IRIS (the agent's registry entry says `optimizers: iris`): Adam for the tokenizer and the
+actor-critic (AdamW with the presets' weight decay 0 is the same update), AdamW with minGPT's
+two groups for the world model (rem.models.adapters.iris_param_groups: decay on the weights
+of Linear layers, none on biases, norms, embeddings and position embeddings).
 """
 
 from __future__ import annotations
@@ -60,14 +65,17 @@ def world_model_param_groups(module: nn.Module, weight_decay: float) -> list[dic
 def build_optimizers(agent: nn.Module, cfg: Config) -> Optimizers:
     """AdamW optimisers for `agent.tokenizer`, `agent.world_model`, `agent.actor_critic`."""
     t = cfg.training
+    if cfg.spec.optimizers == "iris":
+        from rem.models.adapters import iris_param_groups
+
+        wm_groups = iris_param_groups(agent.world_model, t.world_model.weight_decay)
+    else:
+        wm_groups = world_model_param_groups(agent.world_model, t.world_model.weight_decay)
     return Optimizers(
         tokenizer=torch.optim.AdamW(
             trainable(agent.tokenizer), lr=t.tokenizer.lr, weight_decay=t.tokenizer.weight_decay
         ),
-        world_model=torch.optim.AdamW(
-            world_model_param_groups(agent.world_model, t.world_model.weight_decay),
-            lr=t.world_model.lr,
-        ),
+        world_model=torch.optim.AdamW(wm_groups, lr=t.world_model.lr),
         actor_critic=torch.optim.AdamW(
             trainable(agent.actor_critic),
             lr=t.actor_critic.lr,

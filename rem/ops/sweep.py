@@ -16,9 +16,17 @@ from typing import Any
 
 import yaml
 
-from rem.results.runs import RunKey, RunsConfigError, expected_runs, merge_config
+from rem.results.runs import (
+    RunKey,
+    RunsConfigError,
+    agent_preset,
+    expected_runs,
+    merge_config,
+    variant_agent,
+)
+from rem.utils.paths import repo_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo_root()
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -37,7 +45,7 @@ class Sweep:
     sources: list[str]  # the config files merged, in order
     config: dict[str, Any]
     runs: list[RunKey]  # in the workflow's order (variants, games, seeds)
-    variants: dict[str, dict[str, Any]]  # name -> {games, seeds, overrides}
+    variants: dict[str, dict[str, Any]]  # name -> {games, seeds, overrides, agent, preset}
     runs_dir: Path
     logs_dir: Path
     preset: str
@@ -113,7 +121,7 @@ def validate(cfg: dict[str, Any], schema_path: Path = SCHEMA) -> None:
 def expand_runs(cfg: dict[str, Any]) -> tuple[list[RunKey], dict[str, dict[str, Any]]]:
     """Every (variant, game, seed) of a validated config, in the workflow's order (the
     expansion of rem.results.runs.expected_runs, which the reports use too), and per variant
-    its games, seeds and overrides."""
+    its games, seeds, overrides, agent and the agent's preset."""
     try:
         runs = expected_runs(cfg, "workflow config")
     except RunsConfigError as err:
@@ -125,7 +133,12 @@ def expand_runs(cfg: dict[str, Any]) -> tuple[list[RunKey], dict[str, dict[str, 
             "games": list(dict.fromkeys(k.game for k in mine)),
             "seeds": list(dict.fromkeys(k.seed for k in mine)),
             "overrides": list(entry.get("overrides", [])),
+            "agent": variant_agent(entry),
         }
+        try:
+            variants[entry["name"]]["preset"] = agent_preset(cfg, variant_agent(entry))
+        except RunsConfigError as err:
+            raise SweepError(str(err)) from err
     return runs, variants
 
 
@@ -153,13 +166,20 @@ def load_sweep(configfiles: list[str | Path] | None = None) -> Sweep:
     )
 
 
+def variant_preset(sweep: Sweep, variant: str) -> str:
+    """The preset of a variant's runs: its agent's (`agents.<agent>.preset`, REM: `preset`)."""
+    return str(sweep.variants[variant].get("preset", sweep.preset))
+
+
 def variant_epochs(sweep: Sweep, variant: str) -> int:
     """run.epochs of a variant's runs (preset -> variant file -> overrides, as `rem train`)."""
     if variant not in sweep.epochs:
         from rem.config import ConfigError, load_config
 
         try:
-            cfg = load_config(sweep.preset, variant, sweep.variants[variant]["overrides"])
+            cfg = load_config(
+                variant_preset(sweep, variant), variant, sweep.variants[variant]["overrides"]
+            )
         except ConfigError as err:
             raise SweepError(f"variant {variant}: {err}") from err
         sweep.epochs[variant] = cfg.run.epochs

@@ -3,11 +3,14 @@
 Inputs: the workflow's tidy score table (CSV: variant, game, seed, raw_score, hns,
 episodes), the run folders (`<runs_dir>/<variant>/<game>/<seed>/` with metrics.jsonl and
 manifest.json) and the published scores. For each variant with a published counterpart
-(rem -> REM.json, <name> -> ablations/ablation-<name>.json) on the games both cover:
+(an agent's own variant -> its file, rem -> REM.json, iris -> IRIS.json; <name> ->
+ablations/ablation-<name>.json) on the games both cover:
 aggregates with CIs side by side, P(ours > published) with its CI, per metric a plain
 verdict (do the 95% CIs overlap?), and the evaluation-protocol fields on which our runs
 (their manifests) and the published runs (results/published/protocols.yaml) differ. Then
-learning curves with the published final scores beside them, and the run manifests.
+learning curves with the published final scores beside them, and the run manifests. With
+two agents' own variants (rem and iris) in the table: agent against agent, rerun here under
+one protocol and as published (rem.results.agents).
 
 `write_partial_report` is the preliminary version for a sweep still running: it reads the
 run folders directly, aggregates whatever runs have finished, labels every table, figure
@@ -28,6 +31,7 @@ import numpy as np
 
 from rem.results import figures, tables
 from rem.results import protocol as P
+from rem.results.agents import AgentPair, agents_markdown, compare_agents, improvement_rows
 from rem.results.aggregates import METRIC_LABELS, METRICS
 from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
 from rem.results.checks import run_count_note
@@ -136,6 +140,15 @@ class Comparison:
 class ReportData:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    agent_pairs: list[AgentPair] = field(default_factory=list)  # REM vs IRIS (rem.results.agents)
+
+    def add_agent_pairs(self, refs: References, cfg: ResultsConfig) -> None:
+        """Agent against agent, rerun here and as published, from the comparisons' sets."""
+        ours = {c.variant: c.ours for c in self.comparisons}
+        published = {c.variant: c.published for c in self.comparisons}
+        pub_dir = Path(cfg.published_dir)
+        records = P.load_protocols(pub_dir) if (pub_dir / P.PROTOCOLS_FILE).is_file() else None
+        self.agent_pairs = compare_agents(ours, published, refs, cfg, records)
 
 
 def compare(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData:
@@ -505,6 +518,7 @@ def _write(
     """Every file of a report (final or, with `coverage`, preliminary) into `out`."""
     data = compare(runs, refs, cfg) if runs else ReportData()
     notes = notes + data.notes + attach_protocols(data, runs, runs_dir, cfg)
+    data.add_agent_pairs(refs, cfg)
     out.mkdir(parents=True, exist_ok=True)
     protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
     title = "reproduction report (ours vs published)"
@@ -560,7 +574,7 @@ def _improvement_rows(data: ReportData) -> list[list[object]]:
         iv = c.improvement
         pair = f"{c.ours.name},{c.published.name}"
         rows.append([pair, float(iv.estimate[0]), float(iv.low[0]), float(iv.high[0])])
-    return rows
+    return rows + improvement_rows(data.agent_pairs)
 
 
 def _mismatch_rows(data: ReportData) -> list[list[object]]:
@@ -705,6 +719,7 @@ def _markdown(
     md += _protocol_warnings(runs, data)
     for c in data.comparisons:
         md += _comparison_section(c, refs, coverage)
+    md += agents_markdown(data.agent_pairs)
     md += _closing(runs_dir, out, manifests, notes)
     return "\n".join(md)
 

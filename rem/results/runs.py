@@ -133,6 +133,33 @@ def load_workflow_config(path: str | Path | None) -> dict[str, Any]:
     return merge_config(base or {}, read_yaml_mapping(path, RunsConfigError))
 
 
+def variant_agent(entry: dict[str, Any]) -> str:
+    """The agent of a workflow variant entry (`agent:`, default rem)."""
+    return str(entry.get("agent", "rem"))
+
+
+def agent_preset(cfg: dict[str, Any], agent: str) -> str:
+    """The preset of `agent`'s runs: `agents.<agent>.preset`, else the top-level `preset`
+    for rem; another agent must name its own (REM's sizes are not its)."""
+    own = ((cfg.get("agents") or {}).get(agent) or {}).get("preset")
+    if own is not None:
+        return str(own)
+    if agent == "rem":
+        return str(cfg["preset"])
+    raise RunsConfigError(
+        f"agent {agent} has no preset: add `agents: {{{agent}: {{preset: ...}}}}` to the "
+        "workflow config (README: Add an agent)"
+    )
+
+
+def agent_resources(cfg: dict[str, Any], agent: str, rule: str) -> dict[str, Any]:
+    """Job resources of `rule` for `agent`'s runs: `agents.<agent>.resources.<rule>` over
+    the top-level `resources.<rule>` (key by key)."""
+    base = dict((cfg.get("resources") or {}).get(rule) or {})
+    own = (((cfg.get("agents") or {}).get(agent) or {}).get("resources") or {}).get(rule) or {}
+    return {**base, **own}
+
+
 def expected_runs(cfg: dict[str, Any], source: str = "config") -> list[RunKey]:
     """Every (variant, game, seed) a workflow config asks for, in the workflow's order
     (variants, games, seeds: the Snakefile's RUNS); games canonical (rem.games)."""

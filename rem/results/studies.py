@@ -10,6 +10,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from rem.config import AGENTS
+
 REFERENCE = "REM"
 REFERENCE_FILES = ("RANDOM.json", "HUMAN.json")
 
@@ -22,9 +24,12 @@ class Algorithm:
 
 
 def published_name(variant: str) -> str:
-    """The published score file of a workflow variant (`rem`, or an ablation named as in
-    config/variants/), relative to the published folder."""
-    return "REM.json" if variant == "rem" else f"ablations/ablation-{variant}.json"
+    """The published score file of a workflow variant, relative to the published folder: an
+    agent's own variant (named as the agent, rem.config.AGENTS: rem -> REM.json, iris ->
+    IRIS.json) or an ablation named as in config/variants/ (ablations/ablation-<name>.json)."""
+    if variant in AGENTS:
+        return AGENTS[variant].published
+    return f"ablations/ablation-{variant}.json"
 
 
 # The paper's main comparison, in its order and colours (the reference's results/results.py).

@@ -5,8 +5,13 @@ training and evaluation read this one table (docs/protocol.md#segment-sampling).
 | component | segment length | context | padding | loss | evaluation batches |
 |---|---|---|---|---|---|
 | tokenizer | 1 | 0 | right | VQ + MSE + LPIPS | every test frame once |
-| world_model | world_model.max_blocks | world_model.context_length | right | tokens, reward, end | about a tenth of the test sequences |
-| actor_critic | actor_critic.burn_in + 1 | world_model.context_length | left | imagination | one rollout (the trainer's inspection) |
+| world_model | world_model.max_blocks | the agent's | right | tokens, reward, end | about a tenth of the test sequences |
+| actor_critic | actor_critic.burn_in + 1 | the agent's | left | imagination | one rollout (the trainer's inspection) |
+
+The agent's registry entry (rem.config.AGENTS) sets the rest: the context of the world-model
+and actor-critic segments (REM: world_model.context_length; IRIS: 0, a segment needs one
+real step) and how pairs are drawn (REM: uniform over (episode, start) pairs; IRIS: an
+episode uniformly, then a start; rem.data.sampler).
 
 The schedule (start epoch, steps per epoch, batch size, learning rate, clipping, decay) is
 `cfg.training.<name>`. Losses return their metrics as device tensors (read once per phase,
@@ -24,7 +29,7 @@ import torch
 
 from rem.config import ComponentTrainingConfig, Config
 from rem.data.replay import Replay
-from rem.data.sampler import Batch, SegmentSampler
+from rem.data.sampler import SAMPLERS, Batch, SegmentSampler
 from rem.models.agent import Agent
 from rem.training.step import Metrics
 
@@ -55,8 +60,9 @@ class ComponentSpec:
     def sampler(
         self, cfg: Config, replay: Replay, rng: np.random.Generator, *, pin_memory: bool = False
     ) -> SegmentSampler:
-        """This component's batches from `replay`: (batch, segment length, context, padding)."""
-        return SegmentSampler(
+        """This component's batches from `replay`: (batch, segment length, context, padding),
+        drawn the agent's way (its sampler mode)."""
+        return SAMPLERS[cfg.spec.sampler](
             replay,
             batch_size=self.schedule(cfg).batch_size,
             segment_length=self.segment_length(cfg),
@@ -68,7 +74,9 @@ class ComponentSpec:
 
 
 def _context(cfg: Config) -> int:
-    return cfg.world_model.context_length
+    """Real steps beyond the first that a world-model or actor-critic segment holds."""
+    own = cfg.spec.component_context
+    return cfg.world_model.context_length if own is None else own
 
 
 COMPONENTS = (

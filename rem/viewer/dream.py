@@ -1,8 +1,9 @@
 """The world model as a playable game, kept anchored on the real game within its block budget.
 
 `ImaginationEnv` (rem.models.imagination) holds the world model's recurrent state. A rollout
-starts from two frames and the action between them (context blocks [z_{T-1}, a_{T-1}] and
-[z_T, a_T]) and every step appends one block. The model was trained on sequences of
+starts from the agent's context (`world_model.context_length`): REM's two frames and the
+action between them (context blocks [z_{T-1}, a_{T-1}] and [z_T, a_T]), IRIS's last frame
+alone; every step appends one block. The model was trained on sequences of
 `max_blocks` blocks, so a rollout can predict frames for `max_blocks - context_length` steps
 (paper: 10 - 2 = 8); after that we re-anchor it on the last two *real* frames and the real
 action between them, which the caller steps alongside with the same actions.
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from rem.config import WorldModelConfig
-from rem.models.imagination import ImaginationEnv
+from rem.models.imagination import ImaginationEnv, context_of
 
 
 def to_float(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -50,6 +51,7 @@ class DreamSession:
         self.tokenizer = agent.tokenizer
         self.world_model = agent.world_model
         self.num_actions = num_actions
+        self.context = wm_cfg.context_length  # 2 (REM) or 1 (IRIS: prev_obs is not used)
         self.budget = wm_cfg.max_blocks - wm_cfg.context_length  # frame-predicting steps
         if self.budget < 1:
             raise ValueError(
@@ -95,8 +97,9 @@ class DreamSession:
                 f"(0..{self.num_actions - 1}); pass the action, not a token id"
             )
         tokens = self.encode(np.stack([prev_obs, obs]))  # (2, k)
-        action = torch.tensor([prev_action], dtype=torch.long, device=self.device)
-        self.env.reset(tokens.unsqueeze(0), action)
+        # (1, 2): the action taken at prev_obs, then a placeholder for the one at obs
+        actions = torch.tensor([[prev_action, 0]], dtype=torch.long, device=self.device)
+        self.env.reset(*context_of(tokens.unsqueeze(0), actions, self.context))
         self.steps_since_anchor = 0
         self.anchors += 1
         self._anchored = True

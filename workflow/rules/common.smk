@@ -16,6 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rem.config import ConfigError, available, load_config
+from rem.results.runs import RunsConfigError, agent_preset, agent_resources, variant_agent
 from rem.results.settings import ResultsConfigError, results_config_from_dict
 from rem.results.studies import cli_flags
 
@@ -107,6 +108,8 @@ class Variant:
     games: tuple
     seeds: tuple
     overrides: tuple
+    agent: str = "rem"  # the entry's `agent:` (rem.config.AGENTS)
+    preset: str = ""  # the agent's preset (agents.<agent>.preset, else `preset`)
 
 
 def resolve_variants(cfg):
@@ -133,8 +136,19 @@ def resolve_variants(cfg):
             except UnknownGameError as err:
                 problems.append(f"  {where}.games: {err}")
         overrides = tuple(entry.get("overrides", []))
+        agent = variant_agent(entry)
         try:
-            load_config(cfg["preset"], entry["name"], overrides)
+            preset = agent_preset(cfg, agent)
+        except RunsConfigError as err:
+            problems.append(f"  {where}: {err}")
+            continue
+        try:
+            loaded = load_config(preset, entry["name"], overrides)
+            if loaded.agent != agent:
+                raise ConfigError(
+                    f"preset {preset} and variant {entry['name']} make an agent "
+                    f"{loaded.agent} run, but the entry says agent: {agent}"
+                )
         except ConfigError as err:
             if entry["name"] not in available("variants"):
                 fix = (
@@ -152,6 +166,8 @@ def resolve_variants(cfg):
             games=tuple(checked),
             seeds=tuple(entry.get("seeds", cfg["seeds"])),
             overrides=overrides,
+            agent=agent,
+            preset=preset,
         )
     if problems:
         raise WorkflowError(
@@ -222,6 +238,17 @@ def results_flags():
 def configured_resource(rule_name, key):
     """A job resource of `rule_name` from the config's `resources:` (defaults in the schema)."""
     return config["resources"][rule_name][key]
+
+
+def agent_resource(rule_name, key):
+    """A job resource of `rule_name` for the agent of a job's variant: its
+    `agents.<agent>.resources` over the config's `resources:` (a function of the wildcards)."""
+
+    def get(wildcards, **_):
+        agent = VARIANTS[wildcards.variant].agent
+        return agent_resources(config, agent, rule_name)[key]
+
+    return get
 
 
 def script_path(name):

@@ -17,11 +17,12 @@ rule evaluate:
         f"{LOGS_DIR}/benchmarks/evaluate/{{variant}}/{{game}}/{{seed}}.tsv"
     conda:
         ENV_FILE
-    threads: configured_resource("evaluate", "threads")
+    threads: agent_resource("evaluate", "threads")
     resources:
-        gpu=configured_resource("evaluate", "gpu") * gpu_slots(),  # whole GPUs, in slots (train.smk)
-        mem_mb=configured_resource("evaluate", "mem_mb"),
-        runtime=configured_resource("evaluate", "runtime"),
+        # whole GPUs, in slots (train.smk)
+        gpu=lambda wc: agent_resource("evaluate", "gpu")(wc) * gpu_slots(),
+        mem_mb=agent_resource("evaluate", "mem_mb"),
+        runtime=agent_resource("evaluate", "runtime"),
     params:
         run_dir=lambda wc: run_dir(wc.variant, wc.game, wc.seed),
         episodes=config["evaluation"]["episodes"],

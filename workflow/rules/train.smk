@@ -25,15 +25,15 @@ rule train:
     retries: config["retries"]
     conda:
         ENV_FILE
-    threads: configured_resource("train", "threads")
+    threads: agent_resource("train", "threads")
     resources:
-        gpu=configured_resource("train", "gpu"),
-        mem_mb=configured_resource("train", "mem_mb"),
-        runtime=configured_resource("train", "runtime"),
+        gpu=agent_resource("train", "gpu"),
+        mem_mb=agent_resource("train", "mem_mb"),
+        runtime=agent_resource("train", "runtime"),
     params:
         run_dir=lambda wc: run_dir(wc.variant, wc.game, wc.seed),
         attempts=lambda wc: f"{LOGS_DIR}/train/{wc.variant}/{wc.game}/{wc.seed}.attempts.log",
-        preset=config["preset"],
+        preset=lambda wc: variant_of(wc).preset,
         overrides=lambda wc: " ".join(shlex.quote(o) for o in variant_of(wc).overrides),
     shell:
         # {log} holds this attempt (Snakemake deletes a job's log before it runs again);

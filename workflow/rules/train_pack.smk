@@ -38,7 +38,7 @@ def pack_spec(members):
                     "--run-dir",
                     run_dir(variant, game, seed),
                     "--preset",
-                    str(config["preset"]),
+                    VARIANTS[variant].preset,
                     *overrides,
                 ],
                 "log": f"{LOGS_DIR}/train/{variant}/{game}/{seed}.log",
