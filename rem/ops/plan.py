@@ -31,7 +31,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rem.ops.sweep import ROOT, Sweep, SweepError, display_path, variant_epochs
+from rem.ops.sweep import (
+    ROOT,
+    Sweep,
+    SweepError,
+    display_path,
+    variant_epochs,
+    variant_preset,
+)
 
 BENCH_DIR = ROOT / "benchmarks" / "out"
 REDUCE = 8  # batch divisor of the benchmarks' "reduced" size (benchmarks/model_bench.py)
@@ -295,7 +302,7 @@ def _quick_measurement(
 
     per_run = {}
     for v in sweep.variants:
-        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        cfg = load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
         n = cfg.run.epochs
         ev = statistics.median(evaluation["times_s"]) if evaluation else 0.0
         per_run[v] = n * statistics.median(epoch["times_s"]) + n // cfg.evaluation.every * ev
@@ -316,9 +323,10 @@ def from_published(sweep: Sweep, why: str) -> Measurement:
     to each variant's epochs; `why`: what was looked for and not found."""
     per_run, notes, sources = {}, [why], set()
     for v in sweep.variants:
-        claim = PUBLISHED_CLAIMS.get(v, PUBLISHED_CLAIMS["rem"])
-        if v not in PUBLISHED_CLAIMS:
-            notes.append(f"{v}: no published figure of its own; REM's claim is used")
+        agent = sweep.variants[v].get("agent", "rem")  # a variant costs as its agent
+        claim = PUBLISHED_CLAIMS.get(v) or PUBLISHED_CLAIMS.get(agent) or PUBLISHED_CLAIMS["rem"]
+        if v not in PUBLISHED_CLAIMS and agent not in PUBLISHED_CLAIMS:
+            notes.append(f"{v}: no published figure for agent {agent}; REM's claim is used")
         sources.add(claim.source)
         per_run[v] = claim.hours_per_run * 3600 * variant_epochs(sweep, v) / claim.epochs
     notes.append("an upper bound stated by the authors on their GPU; yours may differ either way")
@@ -347,7 +355,7 @@ def from_pilot(path: Path, sweep: Sweep) -> Measurement:
         ) from err
     per_run = {}
     for v in sweep.variants:
-        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        cfg = load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
         per_run[v] = run_seconds(cfg, per_phase, per_eval, cost.get("eval_episode_s"))
     notes = list(cost.get("notes") or [])
     if payload.get("preset") != sweep.preset:
@@ -527,10 +535,12 @@ def disk_plan(sweep: Sweep, margin: float = 0.1) -> dict[str, Any]:
     measured = rates is not None
     if rates is None:  # nothing measured: frames and parameters, a lower bound
         v = next(iter(counts))
-        rates = analytic_rates(load_config(sweep.preset, v, sweep.variants[v]["overrides"]))
+        rates = analytic_rates(
+            load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
+        )
     per_variant = {}
     for v in counts:
-        cfg = load_config(sweep.preset, v, sweep.variants[v]["overrides"])
+        cfg = load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
         per_variant[v] = estimate_run(cfg, rates).to_json()
     total = sum(per_variant[v]["total"] * n for v, n in counts.items())
     return {
