@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.harness import BenchError, measure
+from benchmarks.harness import BenchError, BenchResult, measure
 
 COMPILE_RTOL = 1e-3  # compiled kernels reorder float sums; losses agree to ~1e-5 in practice
 PACKING = (1, 2, 4)
@@ -173,8 +173,9 @@ def packing(args, budget: float) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- pilot epochs
 
 
-def pilot_epochs(args, epochs: int) -> dict[str, Any]:
-    """The Trainer's own epochs of the pilot config, components started early."""
+def pilot_epochs(args, epochs: int, results: list) -> dict[str, Any]:
+    """The Trainer's own epochs of the pilot config, components started early (at tiny size
+    also a `measured_epoch` result appended to `results`)."""
     from rem.config import load_config
     from rem.training.trainer import Trainer
 
@@ -194,6 +195,10 @@ def pilot_epochs(args, epochs: int) -> dict[str, Any]:
         trainer.close()
     timed = records[2:]  # epochs 3..: every phase runs
     phases = ("collection", "tokenizer", "world_model", "actor_critic", "epoch")
+    if preset == "quick":  # `rem plan --bench` prices the quick preset from these epochs
+        results.append(BenchResult("epoch", "measured_epoch", "tiny", str(args.device),
+                                   "Trainer.run_epoch (quick preset, gpu-check)",
+                                   [r["time/epoch"] for r in timed]))  # fmt: skip
     return {
         "preset": preset,
         "epochs_timed": len(timed),
@@ -230,7 +235,7 @@ def run_parts(args) -> tuple[list, dict[str, Any]]:
     section["packing"] = packing(args, budget * SHARES["packing"])
     walls["packing"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    section["pilot_epochs"] = pilot_epochs(args, args.pilot_epochs)
+    section["pilot_epochs"] = pilot_epochs(args, args.pilot_epochs, results)
     walls["pilot"] = time.perf_counter() - t0
     section["peak_memory"] = {r.name: r.memory for r in results}
     section["slowdown"] = section["packing"]["slowdown"]

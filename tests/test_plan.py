@@ -154,15 +154,80 @@ def test_finished_runs_are_the_measurement_first(tmp_path, quick_run_dir):
     assert "trains on CPU" in " ".join(plan["notes"])
 
 
-def test_no_measurement_says_how_to_get_one(tmp_path):
+def test_nothing_measured_prints_the_published_claim_and_how_to_measure(tmp_path):
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "other.json").write_text('{"schema": "rem-bench/1", "results": []}')
-    proc = _plan(tmp_path, "--gpus", "4", "--bench-dir", str(tmp_path / "bench"))
-    assert proc.returncode == 1
-    line = proc.stderr.strip()
-    assert "\n" not in line and "Traceback" not in line
-    assert "no measurement to plan from: no finished run in runs" in line
-    assert "python -m benchmarks epoch --device cuda --sizes paper" in line
+    proc = _plan(tmp_path, "--gpus", "8", "--bench-dir", str(tmp_path / "bench"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "measurement: published claim, not measured here: Cohen et al., ICML 2024" in out
+    assert "under 12 hours per run on one GPU" in out
+    assert "one run: rem 12.0 h" in out  # the claim itself, 600 epochs
+    assert "no finished run in runs" in out and "1 file(s) did not fit" in out
+    for command in ("snakemake pilot --configfile config/pilot.yaml",
+                    "python -m benchmarks gpu-check --json",
+                    "python -m benchmarks epoch --device cuda --sizes paper"):  # fmt: skip
+        assert command in out
+    # 330 runs x 12 h, every variant taking REM's claim (said so)
+    assert "GPU-hours   3,960 h" in out
+    assert "no-pop: no published figure of its own; REM's claim is used" in out
+    assert "disk: LOWER BOUND, no finished run measured" in out
+    assert "whole config (330 runs)" in out and "free in runs" in out
+
+
+def _pilot_json(path: Path, slowdown: dict | None = None) -> Path:
+    cost = {
+        "epoch_phase_s": {"collection": 2.0, "tokenizer": 10.0, "world_model": 20.0,
+                          "actor_critic": 30.0},  # fmt: skip
+        "evaluation_s": 16.0,
+        "eval_episode_s": 1.0,
+        "device": "NVIDIA H100 80GB HBM3",
+        "device_type": "cuda",
+        "runs_per_gpu": 3,
+        "slowdown": slowdown or {},
+    }
+    path.write_text(json.dumps({"preset": "paper", "runs": 3, "cost": cost}))
+    return path
+
+
+def test_a_pilot_prices_each_run_from_its_measured_phase_units(tmp_path):
+    pilot = _pilot_json(tmp_path / "pilot.json", slowdown={"3": 1.5})
+    proc = _plan(tmp_path, "--gpus", "8", "--pilot", str(pilot), "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    m = plan["measurement"]
+    assert m["source"].startswith("pilot ") and m["device"] == "NVIDIA H100 80GB HBM3"
+    # paper schedule: collection 500 epochs, tokenizer 595, WM 575, AC 550; 60 evaluations
+    # of 16 episodes + the final 100, one second each
+    expected = 500 * 2 + 595 * 10 + 575 * 20 + 550 * 30 + 60 * 16 + 100
+    assert m["per_run_s"]["rem"] == pytest.approx(expected)
+    packed = _plan(tmp_path, "--gpus", "8", "--pilot", str(pilot), "--runs-per-gpu", "3",
+                   "--json")  # fmt: skip
+    (p,) = json.loads(packed.stdout)["placements"]
+    assert p["slowdown"] == 1.5  # measured, so no 1..K range
+    assert p["gpu_hours"] == pytest.approx(330 * expected * 1.5 / 3 / 3600)
+
+
+def test_disk_from_a_finished_run_and_a_sweep_that_does_not_fit(
+    tmp_path, quick_run_dir, monkeypatch, capsys
+):
+    import rem.training.disk as disk
+    from rem.cli import main as rem_main
+
+    cfg = yaml.safe_load(QUICK.read_text())
+    cfg.update(runs_dir=str(tmp_path / "runs"), variants=[{"name": "rem", "games": [GAME]}],
+               seeds=[SEED, 7])  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.copytree(quick_run_dir, tmp_path / "runs" / "rem" / GAME / str(SEED))
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 1_000_000)
+    code = rem_main(["plan", "--configfile", str(tmp_path / "c.yaml"), "--gpus", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "disk: from 1 finished run(s) in" in out and "KB per agent step" in out
+    assert "one rem run: " in out and "WILL NOT FIT" in out and "1.0 MB free" in out
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 10**12)
+    assert rem_main(["plan", "--configfile", str(tmp_path / "c.yaml"), "--gpus", "1"]) == 0
+    assert "whole config (2 runs)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -163,10 +163,15 @@ def from_bench(path: Path, sweep: Sweep) -> Measurement:
     """One run's seconds from an epoch benchmark JSON; SweepError saying why it cannot."""
     payload = _read_bench(path)
     notes = ["the benchmark times variant rem; every variant is assumed to cost the same"]
+    measured = None
     if sweep.preset == "paper":
-        return _paper_measurement(path, payload, sweep, notes)
+        measured = _paper_measurement(path, payload, sweep, notes)
     if sweep.preset == "quick":
-        return _quick_measurement(path, payload, sweep, notes)
+        measured = _quick_measurement(path, payload, sweep, notes)
+    if measured is not None:  # gpu-check also measured K runs per GPU
+        slowdown = ((payload.get("gpu_check") or {}).get("slowdown")) or {}
+        measured.slowdown = {str(k): float(v) for k, v in slowdown.items()}
+        return measured
     raise SweepError(
         f"the config's preset {sweep.preset!r} has no benchmark size (the benchmarks time the "
         "paper and quick presets); finish one run of this config, then `rem plan` again"
