@@ -121,12 +121,13 @@ def _print_disk(disk: dict, runs: int) -> None:
     free = human(disk["free_bytes"])
     if not disk["measured"]:
         print(
-            "disk: LOWER BOUND, no finished run measured (run the quick DAG, `snakemake "
-            "--cores 2 --configfile config/quick.yaml`, about 3 minutes, or the pilot; then "
-            "`rem plan` again measures bytes)"
+            "disk: LOWER BOUND from raw frame bytes and parameter counts, no finished run "
+            "measured (run the quick DAG, `snakemake --cores 2 --configfile "
+            "config/quick.yaml`, about 3 minutes, or the pilot; then `rem plan` measures bytes)"
         )
-    scaled = " (scaled to this config, marked ~)" if disk["scaled"] else ""
-    print(f"disk: from {disk['source']}{scaled}")
+    else:
+        scaled = " (scaled to this config, marked ~)" if disk["scaled"] else ""
+        print(f"disk: from {disk['source']}{scaled}")
     print(f"    replay {disk['replay_bytes_per_step'] / 1e3:,.1f} KB per agent step")
     for variant, est in disk["per_run"].items():
         mark = "~" if est["scaled"] else ""

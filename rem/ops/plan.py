@@ -538,21 +538,18 @@ def disk_plan(sweep: Sweep, margin: float = 0.1) -> dict[str, Any]:
     rates = find_rates(rate_sources(sweep))
     free = free_bytes(sweep.runs_dir)
     measured = rates is not None
-    if rates is None:  # nothing measured: frames and parameters, a lower bound
-        v = next(iter(counts))
-        rates = analytic_rates(
-            load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
-        )
     per_variant = {}
     for v in counts:
         cfg = load_config(variant_preset(sweep, v), v, sweep.variants[v]["overrides"])
-        per_variant[v] = estimate_run(cfg, rates).to_json()
+        # nothing measured: each variant's frames and parameters, a lower bound
+        per_variant[v] = estimate_run(cfg, rates or analytic_rates(cfg)).to_json()
+        rates_used = rates or analytic_rates(cfg)
     total = sum(per_variant[v]["total"] * n for v, n in counts.items())
     return {
         "measured": measured,
-        "source": rates.source,
+        "source": rates_used.source,
         "scaled": any(e["scaled"] for e in per_variant.values()),
-        "replay_bytes_per_step": rates.replay_per_step,
+        "replay_bytes_per_step": rates_used.replay_per_step,
         "per_run": per_variant,
         "total_bytes": total,
         "free_bytes": free,
