@@ -566,8 +566,9 @@ def headroom(cfg: Any, run_dir: Path, margin: float) -> str | None:
     other configs, else the analytic lower bound (frames and parameters)."""
     from rem.training.disk import analytic_rates, check_headroom, estimate_run, measure_run
 
-    runs_dir = run_dir.parents[2] if len(run_dir.parts) > 3 else run_dir.parent
-    dirs = [runs_dir]
+    # a workflow's run folder is <runs>/<variant>/<game>/<seed>: then its runs folder first
+    layout = run_dir.name.isdigit() and run_dir.parent.name.isalpha() and len(run_dir.parts) > 3
+    dirs = [run_dir.parents[2]] if layout else []
     for name in OTHER_CONFIGS:
         dirs += [d for d in _config_runs_dir(name) if d not in dirs]
     rates = find_rates(dirs) or analytic_rates(cfg)
