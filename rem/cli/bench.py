@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rem.cli import UserError
+from rem.utils.paths import repo_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo_root()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -390,7 +390,7 @@ def _elapsed(path: Path, progress: list[dict], more: bool) -> float:
         ),
         None,
     )
-    if elapsed is None:  # runs from before `time/elapsed`: sum the whole file once
+    if elapsed is None:  # lines without `time/elapsed`: sum the whole file's epoch times
         every = read_jsonl(path / "metrics.jsonl") if more else progress
         elapsed = sum(
             r.get("time/epoch") or 0.0 for r in every if not r.get("final") and not r.get("failed")

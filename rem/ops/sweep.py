@@ -24,8 +24,9 @@ from rem.results.runs import (
     merge_config,
     variant_agent,
 )
+from rem.utils.paths import repo_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo_root()
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rem.utils.jsonl import JsonlError, read_jsonl
+from rem.utils.paths import project_root as find_project_root
 
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
@@ -293,9 +294,9 @@ def write_report(
 
 
 def _relative(p: Path, project_root: Path | None) -> str:
-    """`p` relative to the project root (default: the working directory) when inside it."""
+    """`p` relative to the project root (default: rem.utils.paths') when inside it."""
     try:
-        return str(p.resolve().relative_to((project_root or Path.cwd()).resolve()))
+        return str(p.resolve().relative_to((project_root or find_project_root()).resolve()))
     except ValueError:
         return str(p)
 

@@ -12,13 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-def project_root(start: Path | None = None) -> Path:
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "Snakefile").is_file() and (folder / "pyproject.toml").is_file():
-            return folder
-    return here
+from rem.utils.paths import project_root
 
 
 def display_path(path: str | Path, report_dir: str | Path | None = None) -> str:

@@ -37,6 +37,7 @@ import torch
 from rem.config import RETIRED_KEYS, Config
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 from rem.utils.faults import maybe_kill
+from rem.utils.paths import repo_root
 
 # Keys that change only logging, not what is computed: a resume may change them.
 NON_IDENTITY_KEYS = {"run.tensorboard", "run.wandb"}
@@ -75,7 +76,7 @@ def _same_setting(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def git_info() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[2]
+    root = repo_root()
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
