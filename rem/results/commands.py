@@ -7,7 +7,8 @@
     python -m rem.results report --partial [--config CONFIG] [--runs-dir runs]
                                  [--out <results_dir>/partial]
     python -m rem.results plan-seeds [--runs 3 5 10 20] [--delta 0.05 0.1 0.2] [--check]
-                                 [--out results/paper]
+                                 [--check-cache DIR] [--out results/paper]
+    python -m rem.results parallel --logs LOG ... -- COMMAND ::: COMMAND ...
 
 Settings come from the `results:` section of --config (if given), then from the flags.
 """
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_paper(sub)
     _add_report(sub)
     _add_plan_seeds(sub)
+    _add_parallel(sub)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -143,6 +145,38 @@ def _add_plan_seeds(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     plan.add_argument("--out", default="results/paper", help="output folder (results/paper)")
     plan.set_defaults(results_func=_plan_seeds)
+
+
+def _add_parallel(sub: argparse._SubParsersAction) -> None:
+    par = sub.add_parser(
+        "parallel",
+        help="several of these commands at once, in forked processes that share the imports, "
+        "one log each (the workflow's paper target)",
+    )
+    par.add_argument(
+        "--logs", nargs="+", required=True, metavar="LOG", help="one log file per command, in order"
+    )
+    par.add_argument(
+        "commands", nargs=argparse.REMAINDER, metavar="-- COMMAND ::: COMMAND ...",
+        help="the commands, separated by :::",
+    )  # fmt: skip
+    par.set_defaults(results_func=_parallel)
+
+
+def _parallel(args: argparse.Namespace) -> int:
+    from rem.results import parallel
+
+    words = args.commands[1:] if args.commands[:1] == ["--"] else args.commands
+    commands = parallel.split_commands(words)
+    if not all(commands) or len(commands) != len(args.logs):
+        raise UsageError(
+            f"{len(args.logs)} log file(s) for {len(commands)} command(s): give one --logs file "
+            f"per command, the commands after -- separated by {parallel.SEPARATOR}"
+        )
+    if any(c[0] == "parallel" for c in commands):
+        raise UsageError("a parallel command cannot run parallel itself")
+    parallel.preload()
+    return parallel.run_forked(commands, [Path(p) for p in args.logs], main)
 
 
 def _paper(args: argparse.Namespace) -> int:

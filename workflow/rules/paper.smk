@@ -3,8 +3,10 @@
 #
 #   snakemake --cores 2 paper              # results/paper/ (add --forceall to redo them)
 #
-# It also writes the seed planner (seed_plan.*, rule plan_seeds); its direct-simulation check
-# is read from SEED_CHECK_CACHE when the same runs, settings and code were simulated before.
+# One job (rule paper_files) runs the two studies and the seed planner (seed_plan.*) in
+# processes forked after one shared import of the plotting stack (`python -m rem.results
+# parallel`), each with its own log; the seed planner's direct-simulation check is read from
+# SEED_CHECK_CACHE when the same runs, settings and code were simulated before.
 #
 # Settings: the optional `results:` section of the config (defaults = the paper's protocol):
 #   results:
@@ -46,118 +48,76 @@ PAPER_REPORT = {
 }
 
 
-rule paper_main:
+# The main comparison, the ablations and the seed planner from the published scores: CI width
+# of IQM and power against runs per game on the 26 games and the ablation subset, with its
+# check against a direct simulation (~30 s; reused from SEED_CHECK_CACHE for the same
+# inputs). Seed planner settings: results.seed_plan_reps, seed_check_experiments,
+# seed_check_reps (and seed, published_dir, ablation_games).
+rule paper_files:
     input:
-        study_inputs("main", PUBLISHED_DIR, BASELINES_EXTRA),
+        list(
+            dict.fromkeys(
+                study_inputs("main", PUBLISHED_DIR, BASELINES_EXTRA)
+                + study_inputs("ablations", PUBLISHED_DIR)
+                + study_inputs("seeds", PUBLISHED_DIR)
+            )
+        ),
     output:
+        # Every file of the three commands; the figures `snakemake --report` shows carry
+        # their captions.
         [
             (
                 report(
                     f"{PAPER_DIR}/{name}",
-                    caption=f"../report/paper_{name[:-4]}.rst",
+                    caption=(
+                        "../report/paper_seed_plan.rst"
+                        if name == "seed_plan.png"
+                        else f"../report/paper_{name[:-4]}.rst"
+                    ),
                     category="Paper (published scores)",
-                    subcategory=PAPER_REPORT[name],
+                    subcategory=PAPER_REPORT.get(name, "Seed planner"),
                 )
-                if name in PAPER_REPORT
+                if name in PAPER_REPORT or name == "seed_plan.png"
                 else f"{PAPER_DIR}/{name}"
             )
-            for name in study_outputs("main")
+            for study in ("main", "ablations", "seeds")
+            for name in study_outputs(study)
         ],
     log:
-        f"{PAPER_LOGS}/paper/main.log",
+        main=f"{PAPER_LOGS}/paper/main.log",
+        ablations=f"{PAPER_LOGS}/paper/ablations.log",
+        seeds=f"{PAPER_LOGS}/paper/plan_seeds.log",
     benchmark:
-        f"{PAPER_LOGS}/benchmarks/paper/main.tsv"
+        f"{PAPER_LOGS}/benchmarks/paper/paper.tsv"
     conda:
         "../../environment.yml"
+    threads: 3  # one process per command; Snakemake gives at most --cores
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
         settings=cli_flags(RESULTS_SETTINGS),
         extra=" ".join(shlex.quote(name) for name in BASELINES_EXTRA),
-    shell:
-        # The log keeps everything; the protocol warnings also go to the terminal, once.
-        "OMP_NUM_THREADS=1 python -m rem.results paper --study main --out {params.out:q} "
-        "{params.settings} --baselines-extra {params.extra} 2>&1 | tee {log:q} "
-        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
-
-
-rule paper_ablations:
-    input:
-        study_inputs("ablations", PUBLISHED_DIR),
-    output:
-        [
-            (
-                report(
-                    f"{PAPER_DIR}/{name}",
-                    caption=f"../report/paper_{name[:-4]}.rst",
-                    category="Paper (published scores)",
-                    subcategory=PAPER_REPORT[name],
-                )
-                if name in PAPER_REPORT
-                else f"{PAPER_DIR}/{name}"
-            )
-            for name in study_outputs("ablations")
-        ],
-    log:
-        f"{PAPER_LOGS}/paper/ablations.log",
-    benchmark:
-        f"{PAPER_LOGS}/benchmarks/paper/ablations.tsv"
-    conda:
-        "../../environment.yml"
-    params:
-        out=lambda wildcards, output: os.path.dirname(output[0]),
-        settings=cli_flags(RESULTS_SETTINGS),
         games=" ".join(shlex.quote(g) for g in ABLATION_GAMES_SET),
-    shell:
-        "OMP_NUM_THREADS=1 python -m rem.results paper --study ablations --out {params.out:q} "
-        "{params.settings} --ablation-games {params.games} 2>&1 | tee {log:q} "
-        "| sed -n '\\%^protocol mismatches%,\\%^$%p' >&2"
-
-
-# The seed planner from the published REM runs (rem results plan-seeds): CI width of IQM and
-# power against runs per game, on the 26 games and the ablation subset, with its check
-# against a direct simulation (~30 s; reused from SEED_CHECK_CACHE for the same inputs).
-# Settings: results.seed_plan_reps, seed_check_experiments, seed_check_reps (and seed,
-# published_dir, ablation_games).
-rule plan_seeds:
-    input:
-        study_inputs("seeds", PUBLISHED_DIR),
-    output:
-        [
-            (
-                report(
-                    f"{PAPER_DIR}/{name}",
-                    caption="../report/paper_seed_plan.rst",
-                    category="Paper (published scores)",
-                    subcategory="Seed planner",
-                )
-                if name == "seed_plan.png"
-                else f"{PAPER_DIR}/{name}"
-            )
-            for name in study_outputs("seeds")
-        ],
-    log:
-        f"{PAPER_LOGS}/paper/plan_seeds.log",
-    benchmark:
-        f"{PAPER_LOGS}/benchmarks/paper/plan_seeds.tsv"
-    conda:
-        "../../environment.yml"
-    params:
-        out=lambda wildcards, output: os.path.dirname(output[0]),
-        settings=seed_plan_flags(RESULTS_SETTINGS),
-        cache=SEED_CHECK_CACHE,
-        games=(
+        seed_settings=seed_plan_flags(RESULTS_SETTINGS),
+        seed_games=(
             "--ablation-games " + " ".join(shlex.quote(g) for g in ABLATION_GAMES_SET)
             if ABLATION_GAMES_SET
             else ""
         ),
+        cache=SEED_CHECK_CACHE,
     shell:
-        "OMP_NUM_THREADS=1 python -m rem.results plan-seeds --check --check-cache "
-        "{params.cache:q} --out {params.out:q} {params.settings} {params.games} > {log:q} 2>&1"
+        # Each log keeps everything; the protocol warnings also go to the terminal, once.
+        "OMP_NUM_THREADS=1 python -m rem.results parallel "
+        "--logs {log.main:q} {log.ablations:q} {log.seeds:q} -- "
+        "paper --study main --out {params.out:q} {params.settings} "
+        "--baselines-extra {params.extra} ::: "
+        "paper --study ablations --out {params.out:q} {params.settings} "
+        "--ablation-games {params.games} ::: "
+        "plan-seeds --check --check-cache {params.cache:q} --out {params.out:q} "
+        "{params.seed_settings} {params.seed_games} "
+        "&& sed -n '\\%^protocol mismatches%,\\%^$%p' {log.main:q} {log.ablations:q} >&2"
 
 
 rule paper:
     input:
-        rules.paper_main.output,
-        rules.paper_ablations.output,
-        rules.plan_seeds.output,
+        rules.paper_files.output,
     localrule: True
