@@ -69,3 +69,17 @@ def test_missing_files(tmp_path):
     assert training_read(tmp_path / "metrics.jsonl") == []  # a run that has not logged yet
     with pytest.raises(FileNotFoundError):
         read_jsonl(tmp_path / "metrics.jsonl")
+
+
+def test_the_reproduction_reports_curves_follow_the_same_rule(tmp_path):
+    from rem.results.report import read_curves
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(LINES) + '\n{"epoch": 4, "test/ret')
+    curves, note = read_curves(path, tmp_path)
+    assert list(curves["test"][0]) == [1, 2, 3] and "unreadable" not in note
+    path.write_text("\n".join([LINES[0], "garbage", LINES[2]]) + "\n")
+    curves, note = read_curves(path, tmp_path)
+    assert curves == {} and note.endswith(
+        "metrics.jsonl:2: not a JSON object (only the last line can be unfinished)"
+    )

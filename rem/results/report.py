@@ -41,6 +41,7 @@ from rem.results.scores import References, ScoreFileError, Scores, load_referenc
 from rem.results.settings import ResultsConfig
 from rem.results.studies import published_name, study_outputs
 from rem.utils.atomic import atomic_write_text
+from rem.utils.jsonl import JsonlError, read_jsonl
 
 # metrics.jsonl keys, most preferred first: the reference's names, then what rem train logs.
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
@@ -262,16 +263,13 @@ def read_curves(
     if not metrics_path.is_file():
         return {}, f"{where}: not found"
     points: dict[str, list[tuple[int, float]]] = {"test": [], "train": [], "final": []}
-    bad, last = 0, 0
-    for line in metrics_path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            bad += 1  # a torn last line after a kill, or garbage
-            continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("epoch"), int):
+    last = 0
+    try:
+        records = read_jsonl(metrics_path)  # a torn last line (a kill, a run writing) skipped
+    except JsonlError as err:
+        return {}, f"{where}:{err.line}: not a JSON object (only the last line can be unfinished)"
+    for rec in records:
+        if not isinstance(rec.get("epoch"), int):
             continue
         last = max(last, rec["epoch"])
         if rec.get("final"):
@@ -293,8 +291,6 @@ def read_curves(
     if last:
         curves["last"] = (np.array([last]), np.array([np.nan]))
     notes = []
-    if bad:
-        notes.append(f"{bad} unreadable line(s) skipped")
     for label, keys in (("test", TEST_RETURN_KEYS), ("train", TRAIN_RETURN_KEYS)):
         if label not in curves:
             notes.append(f"no {label} return (looked for {', '.join(keys)})")

@@ -16,6 +16,13 @@ from typing import Any
 class JsonlError(ValueError):
     """A line of a JSON-lines file, not its last one, that is not a JSON object."""
 
+    def __init__(self, path: str | Path, line: int) -> None:
+        super().__init__(
+            f"{path}:{line}: not a JSON object, and only the last line of a JSON-lines file "
+            "can be an unfinished write; repair or delete that line"
+        )
+        self.path, self.line = Path(path), line
+
 
 def parse_line(line: str | bytes) -> dict[str, Any] | None:
     """The JSON object of one line; None when the line is not one."""
@@ -24,14 +31,6 @@ def parse_line(line: str | bytes) -> dict[str, Any] | None:
     except ValueError:  # also a UnicodeDecodeError of torn bytes
         return None
     return record if isinstance(record, dict) else None
-
-
-def bad_line(path: str | Path, number: int) -> JsonlError:
-    """The error for line `number` (1-based) of `path`, which is not the file's last line."""
-    return JsonlError(
-        f"{path}:{number}: not a JSON object, and only the last line of a JSON-lines file "
-        "can be an unfinished write; repair or delete that line"
-    )
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -44,6 +43,6 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         if record is None:
             if i == len(lines) - 1:
                 break  # unfinished write
-            raise bad_line(path, i + 1)
+            raise JsonlError(path, i + 1)
         records.append(record)
     return records
