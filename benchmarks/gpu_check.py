@@ -159,7 +159,7 @@ def packing(args, budget: float) -> dict[str, Any]:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
                  for _ in range(k)]  # fmt: skip
-        rows = [json.loads(p.communicate(timeout=max(60.0, budget))[0].splitlines()[-1])
+        rows = [json.loads(p.communicate(timeout=max(900.0, 3 * budget))[0].splitlines()[-1])
                 for p in procs]  # fmt: skip
         out["runs"][str(k)] = {"median_step_s": statistics.median(r["median_s"] for r in rows),
                                "memory": [r["memory"] for r in rows]}  # fmt: skip
