@@ -47,7 +47,7 @@ def test_random_scores_clearly_below_optimal():
     random = play(CatchEnv(seed=1), lambda env: int(rng.integers(3)), 100)
     best = play(CatchEnv(seed=1), optimal_action, 20)
     assert set(best) == {10.0}  # every ball is reachable in the 7 steps it falls
-    assert np.mean(random) < -4.0  # a random walk catches about one ball in seven
+    assert np.mean(random) < -3.5  # a random walk catches about one ball in four
 
 
 def test_best_action_depends_on_the_frame():
