@@ -168,6 +168,39 @@ def test_bad_variants_stop_before_any_job_with_key_and_fix(tmp_path):
     assert "num_layers" in text and "correct the key in config/variants/no-pop.yaml" in text
 
 
+def test_paper_config_with_iris_plans_130_more_training_jobs(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    variants = cfg["variants"] + [{"name": "iris", "agent": "iris", "games": "atari100k"}]
+    path = tmp_path / "iris.yaml"
+    path.write_text(yaml.safe_dump({"variants": variants}))
+    proc = snakemake(tmp_path, "-n", "-p", "--cores", "16", "--configfile", str(path))
+    assert job_counts(proc.stdout)["train"] == 330 + 130
+    iris = [t for t in train_targets(proc.stdout) if t.startswith("runs/iris/")]
+    assert len(iris) == 130 and len({t.split("/")[2] for t in iris}) == 26
+    commands = [line for line in proc.stdout.splitlines() if "rem train" in line]
+    assert all(("--variant iris" in c) == ("--preset iris " in c) for c in commands)
+    assert sum("--preset paper " in c for c in commands) == 330
+    # IRIS's own job resources (config.yaml agents.iris.resources) over the top-level ones
+    assert "runtime=7200" in proc.stdout and "runtime=900" in proc.stdout
+
+
+def test_quick_agents_dag_and_agent_mistakes(tmp_path):
+    proc = snakemake(
+        tmp_path, "-n", "-p", "--configfile", str(ROOT / "config" / "quick_agents.yaml")
+    )
+    assert job_counts(proc.stdout)["train"] == 4
+    assert (
+        "--variant iris --run-dir runs/quick_agents/iris/Breakout/0 --preset iris_quick"
+        in proc.stdout
+    )
+    text = dry_run_error(tmp_path, {"variants": [{"name": "iris", "games": ["Pong"]}]})
+    assert "variants[0] (name: iris)" in text and "use --preset iris or iris_quick" in text
+    text = dry_run_error(
+        tmp_path, {"variants": [{"name": "iris", "agent": "storm", "games": ["Pong"]}]}
+    )
+    assert "agent storm has no preset" in text
+
+
 def test_schema_errors_name_the_key_and_the_fix(tmp_path):
     bad = {
         "seeds": [0, "one"],
