@@ -100,6 +100,7 @@ def crafted_run(quick_run_dir, tmp_path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # six readers, each a new process
 def test_crafted_pickle_is_refused_and_never_runs(crafted_run):
     run, marker = crafted_run
     problems = []

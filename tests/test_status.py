@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from training_helpers import GAME, SEED
+from training_helpers import GAME, SEED, TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "config" / "quick.yaml"
@@ -94,10 +94,10 @@ def sweep(tmp_path_factory, quick_run_dir):
     killed = _start(workdir, 1, ["run.epochs=4", *SHORT], {"REM_TEST_KILL_AT": "epoch_end:2"})
     running = _start(workdir, 2, ["run.epochs=200", *SHORT], {})
     try:
-        assert nan.wait(timeout=600) == 1
-        assert killed.wait(timeout=600) == -9
+        assert nan.wait(timeout=TIMEOUT_S) == 1  # hang guards: slow under load, never hung
+        assert killed.wait(timeout=TIMEOUT_S) == -9
         metrics = workdir / "runs" / "rem" / "Breakout" / "2" / "metrics.jsonl"
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + TIMEOUT_S
         while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
             assert running.poll() is None and time.monotonic() < deadline
             time.sleep(0.5)

@@ -26,7 +26,12 @@ def rem_cmd(run_dir: Path, *overrides: str) -> list[str]:
     ]  # fmt: skip
 
 
-def quick_run(run_dir: Path, *overrides: str, kill_at: str | None = None, timeout: int = 600):
+# A hang guard, not a speed check: a quick run takes about a minute on 2 idle cores, many
+# times that on a shared machine under load (other jobs, `yes` loops beside the suite).
+TIMEOUT_S = 2400
+
+
+def quick_run(run_dir: Path, *overrides: str, kill_at: str | None = None, timeout: int = TIMEOUT_S):
     """-> (run_dir, CompletedProcess, seconds)."""
     env = dict(os.environ)
     env.pop("REM_TEST_KILL_AT", None)

@@ -58,6 +58,7 @@ class WriteRefused(OSError):
     def __init__(self, err: OSError, path: str | Path, needed: int | None) -> None:
         super().__init__(err.errno, err.strerror, str(path))
         self.needed = needed
+        self.free = free_bytes(path)  # now, before the caller deletes what it wrote
 
     def __str__(self) -> str:
         return describe(self)
@@ -69,7 +70,7 @@ def describe(err: OSError) -> str:
     text = f"cannot write {where}: {err.strerror or os.strerror(err.errno or 0)}"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         needed = getattr(err, "needed", None)
-        free = free_bytes(where) if err.filename else None
+        free = getattr(err, "free", None) if err.filename else None
         if needed is not None:
             text += f"; the write needed {human(needed)}"
         if free is not None:
