@@ -1,10 +1,11 @@
 """Where a world-model update's CPU time goes, at a preset's sizes.
 
 On a CPU the number of world-model updates is the learning budget, so this splits one update
-(the trainer's own `optimizer_step` on `compute_loss`) into its parts with torch.profiler:
-encoding the frames with the tokenizer, the embedding lookup, retention, the FFN, the heads and
-the loss, backward, and the optimiser step; and it times the update at several intra-op thread
-counts. Synthetic batches of the preset's shape (the cost does not depend on frame content).
+(the same operations as the trainer's `optimizer_step` on `compute_loss`) into its parts with
+torch.profiler: encoding the frames with the tokenizer, the world model's forward (embedding,
+retention, FFN), the heads and the loss, backward, and the optimiser step; it times the POP forward + backward at several chunk
+sizes (blocks computed in parallel; the same function up to float rounding) and the whole
+update at several intra-op thread counts. Synthetic batches of the preset's shape (the cost does not depend on frame content).
 
     python -m benchmarks.wm_update_profile --preset toy
     python -m benchmarks.wm_update_profile --preset small --threads 1 2 --json wm_profile.json
@@ -71,41 +72,6 @@ def update(agent, optimizer, batch, max_grad_norm: float) -> None:
         optimizer.step()
 
 
-def module_split(agent, batch, steps: int) -> dict[str, float]:
-    """Forward CPU time per kind of module (retention, FFN, norms, heads), by forward hooks."""
-    totals: dict[str, float] = defaultdict(float)
-    starts: dict[int, float] = {}
-
-    def kind(name: str) -> str | None:
-        for key in ("retention", "ffn", "head_obs", "head_reward", "head_end"):
-            if key in name.split(".")[-1]:
-                return key
-        return None
-
-    hooks = []
-    for name, module in agent.world_model.named_modules():
-        label = kind(name)
-        if label is None:
-            continue
-        hooks.append(module.register_forward_pre_hook(lambda m, i: starts.__setitem__(id(m), time.perf_counter())))
-        hooks.append(
-            module.register_forward_hook(
-                lambda m, i, o, label=label: totals.__setitem__(
-                    label, totals[label] + time.perf_counter() - starts[id(m)]
-                )
-            )
-        )
-    wm, tok = agent.world_model, agent.tokenizer
-    with torch.no_grad():
-        obs_tokens = wm.encode_observations(batch["observations"], tok)
-        tokens = wm.block_tokens(obs_tokens, batch["actions"])
-        for _ in range(steps):
-            wm(tokens, tok)
-    for h in hooks:
-        h.remove()
-    return {k: v / steps * 1e3 for k, v in totals.items()}
-
-
 def profile_parts(agent, optimizer, batch, steps: int, max_grad_norm: float) -> dict[str, float]:
     """Mean milliseconds per update of each labelled part (profiler wall time)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -116,6 +82,31 @@ def profile_parts(agent, optimizer, batch, steps: int, max_grad_norm: float) -> 
         if event.key in PARTS or event.key == "forward.embed":
             ms[event.key] = event.cpu_time_total / 1e3 / steps
     return dict(ms)
+
+
+def chunk_sizes(agent, batch, sizes: list[int], steps: int) -> dict[int, dict[str, float]]:
+    """Forward + backward CPU-seconds per update at each POP chunk size (blocks computed in
+    parallel), and the largest output difference from the configured size (the chunkwise
+    form is exact in real arithmetic, so only float rounding may differ)."""
+    wm, tok = agent.world_model, agent.tokenizer
+    with torch.no_grad():
+        tokens = wm.block_tokens(
+            wm.encode_observations(batch["observations"], tok), batch["actions"]
+        )
+        wm.eval()
+        reference = wm(tokens, tok)
+        out = {}
+        for size in sizes:
+            out[size] = {"max_abs_diff": float((wm(tokens, tok, size) - reference).abs().max())}
+        wm.train()
+    for size in sizes:
+        times = []
+        for _ in range(steps):
+            start = time.process_time()
+            wm(tokens, tok, size).square().mean().backward()
+            times.append(time.process_time() - start)
+        out[size]["cpu_s"] = sorted(times)[len(times) // 2]
+    return out
 
 
 def time_update(agent, optimizer, batch, steps: int, threads: int, max_grad_norm: float) -> float:
@@ -136,32 +127,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actions", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 6],
+        help="POP chunk sizes (blocks per chunk) to time",
+    )
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="config KEY=VALUE overrides")
     args = parser.parse_args(argv)
     cfg, agent, optimizer = build(args.preset, args.overrides, args.actions)
     t = cfg.training.world_model
-    batch = synthetic_batch(t.batch_size, cfg.world_model.max_blocks, args.actions, torch.device("cpu"))
+    batch = synthetic_batch(
+        t.batch_size, cfg.world_model.max_blocks, args.actions, torch.device("cpu")
+    )
     torch.set_num_threads(1)
     parts = profile_parts(agent, optimizer, batch, args.steps, t.max_grad_norm)
-    modules = module_split(agent, batch, args.steps)
-    timing = {n: time_update(agent, optimizer, batch, args.steps, n, t.max_grad_norm) for n in args.threads}
+    chunks = chunk_sizes(agent, batch, args.chunks, args.steps)
+    timing = {
+        n: time_update(agent, optimizer, batch, args.steps, n, t.max_grad_norm)
+        for n in args.threads
+    }
     total = sum(parts.get(p, 0.0) for p in PARTS)
-    print(f"world-model update, preset {args.preset}, batch {t.batch_size} x {cfg.world_model.max_blocks} blocks "
-          f"of {agent.world_model.tokens_per_block} tokens, torch {torch.__version__}")
+    print(
+        f"world-model update, preset {args.preset}, batch {t.batch_size} x {cfg.world_model.max_blocks} blocks "
+        f"of {agent.world_model.tokens_per_block} tokens, torch {torch.__version__}"
+    )
     print("part (1 thread)          ms/update   share")
     for p in (*PARTS[:2], "forward.embed", *PARTS[2:]):
         if p in parts:
             print(f"  {p:<22} {parts[p]:9.1f}   {parts[p] / total:6.1%}")
-    print("forward by module (no grad) ms/update")
-    for name, value in sorted(modules.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<22} {value:9.1f}")
+    print("POP chunk size (forward + backward, 1 thread)")
+    for size, row in chunks.items():
+        print(
+            f"  {size} block(s) per chunk: {row['cpu_s'] * 1e3:7.1f} ms, "
+            f"max output difference {row['max_abs_diff']:.1e}"
+        )
+    print("whole update by intra-op threads")
     for n, s in timing.items():
         print(f"  {n} thread(s): {s * 1e3:.1f} ms per update (median of {args.steps})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"preset": args.preset, "parts_ms": parts, "modules_ms": modules,
-                       "update_s_by_threads": timing}, f, indent=2)
+            json.dump(
+                {
+                    "preset": args.preset,
+                    "parts_ms": parts,
+                    "chunks": chunks,
+                    "update_s_by_threads": timing,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 
