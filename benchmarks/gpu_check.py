@@ -39,7 +39,6 @@ import torch
 from benchmarks.harness import BenchError, BenchResult, measure
 
 COMPILE_RTOL = 1e-3  # compiled kernels reorder float sums; losses agree to ~1e-5 in practice
-PACKING = (1, 2, 4)
 SHARES = {"phases": 0.35, "fast_paths": 0.25, "packing": 0.2, "pilot": 0.2}
 
 
@@ -53,6 +52,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--fast-paths", default="auto", choices=("auto", "compile", "none"),
                    help="auto: torch.compile on CUDA only; compile: also on a CPU")  # fmt: skip
     p.add_argument("--pilot-epochs", type=int, default=3, help="timed pilot epochs (default 3)")
+    p.add_argument("--packing", default="1,2,4", help="runs per GPU to time (default 1,2,4)")
     p.add_argument("--game", default="Boxing", help="game of the env-driven parts")
     return p
 
@@ -150,7 +150,7 @@ def packing(args, budget: float) -> dict[str, Any]:
     steps = 20 if args.size == "paper" else 5
     out: dict[str, Any] = {"steps_per_process": steps, "runs": {}}
     t_end = time.perf_counter() + budget
-    for k in PACKING:
+    for k in args.packing:
         if time.perf_counter() > t_end:
             out["runs"][str(k)] = {"skipped": "out of budget"}
             continue
@@ -211,6 +211,16 @@ def pilot_epochs(args, epochs: int, results: list) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the command
 
 
+def _packing_list(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        ks = []
+    if not ks or ks[0] != 1 or ks[0] < 1:
+        raise BenchError(f"--packing {text}: runs per GPU as a list starting at 1, e.g. 1,2,4")
+    return ks
+
+
 def _bench_args(args, budget: float) -> argparse.Namespace:
     return argparse.Namespace(device=args.device, game=args.game, bf16=False, repeats=3,
                               budget=budget, no_counts=True, quick=args.size == "tiny",
@@ -223,20 +233,29 @@ def run_parts(args) -> tuple[list, dict[str, Any]]:
     from benchmarks.epoch_bench import composed_epoch
 
     budget, section, walls = args.budget_s, {}, {}
-    t0 = time.perf_counter()
-    results = composed_epoch(_bench_args(args, budget * SHARES["phases"] / 6), args.size)
-    walls["phases"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    setup = mb.build(_bench_args(args, 0), args.size, perceptual=False)
-    section["fast_paths"] = fast_paths(args, setup, budget * SHARES["fast_paths"])
-    mb.free_setup(setup)
-    walls["fast_paths"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    section["packing"] = packing(args, budget * SHARES["packing"])
-    walls["packing"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    section["pilot_epochs"] = pilot_epochs(args, args.pilot_epochs, results)
-    walls["pilot"] = time.perf_counter() - t0
+    results: list = []
+
+    def part(name: str, fn) -> Any:
+        print(f"[gpu-check] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        out = fn()
+        walls[name] = time.perf_counter() - t0
+        print(f"[gpu-check] {name}: {walls[name]:.0f} s", file=sys.stderr, flush=True)
+        return out
+
+    phases_args = _bench_args(args, budget * SHARES["phases"] / 6)
+    results += part("phases", lambda: composed_epoch(phases_args, args.size))
+
+    def fast() -> dict[str, Any]:
+        setup = mb.build(_bench_args(args, 0), args.size, perceptual=False)
+        try:
+            return fast_paths(args, setup, budget * SHARES["fast_paths"])
+        finally:
+            mb.free_setup(setup)
+
+    section["fast_paths"] = part("fast_paths", fast)
+    section["packing"] = part("packing", lambda: packing(args, budget * SHARES["packing"]))
+    section["pilot_epochs"] = part("pilot", lambda: pilot_epochs(args, args.pilot_epochs, results))
     section["peak_memory"] = {r.name: r.memory for r in results}
     section["slowdown"] = section["packing"]["slowdown"]
     section["wall_s"] = {k: round(v, 1) for k, v in walls.items()}
@@ -253,6 +272,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks gpu-ch
     try:
         args.device = resolve_device(args.device)
         args.size = args.sizes or ("paper" if args.device.type == "cuda" else "tiny")
+        args.packing = _packing_list(args.packing)
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         results, section = run_parts(args)
     except BenchError as err:

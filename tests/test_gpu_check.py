@@ -14,13 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1800)
 def test_gpu_check_on_cpu_at_tiny_sizes(tmp_path):
     out = tmp_path / "gc.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "gpu-check", "--json", str(out), "--device", "cpu",
-         "--budget-s", "20", "--pilot-epochs", "1"],
-        capture_output=True, text=True, timeout=1100, cwd=ROOT,
+         "--budget-s", "20", "--pilot-epochs", "1", "--packing", "1,2"],
+        capture_output=True, text=True, timeout=1700, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     payload = json.loads(out.read_text())
@@ -29,7 +29,7 @@ def test_gpu_check_on_cpu_at_tiny_sizes(tmp_path):
     assert {"composed_epoch", "measured_epoch", "unit_world_model"} <= names
     g = payload["gpu_check"]
     assert g["fast_paths"] == {"tried": False, "why": "--fast-paths auto on cpu"}
-    assert set(g["packing"]["runs"]) == {"1", "2", "4"}
+    assert set(g["packing"]["runs"]) == {"1", "2"}  # the default also times 4
     assert g["slowdown"]["1"] == 1.0 and all(v > 0 for v in g["slowdown"].values())
     assert g["throughput"]["2"] == pytest.approx(2 / g["slowdown"]["2"])
     phases = g["pilot_epochs"]["epoch_phase_s"]
