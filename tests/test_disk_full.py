@@ -74,7 +74,7 @@ def small_fs():
     )
     if proc.returncode != 0:
         mount.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {' '.join(proc.stderr.split())}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
     mount.rmdir()
@@ -109,7 +109,7 @@ def _refused_path(line: str, run: Path) -> Path:
     return path
 
 
-def test_refused_writes_lose_nothing_and_resume_identical(quick_run_dir, small_fs):
+def test_refused_writes_lose_nothing_and_resume_identical(small_fs, quick_run_dir):
     faults = _fault_injection()
     run = small_fs / "runs" / "rem" / "Breakout" / "3"  # the workflow's layout
     committed = []
