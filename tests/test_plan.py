@@ -170,7 +170,7 @@ def test_nothing_measured_prints_the_published_claim_and_how_to_measure(tmp_path
         assert command in out
     # 330 runs x 12 h, every variant taking REM's claim (said so)
     assert "GPU-hours   3,960 h" in out
-    assert "no-pop: no published figure of its own; REM's claim is used" in out
+    assert "no-pop 12.0 h" in out  # an ablation of REM costs as REM (its agent)
     assert "disk: LOWER BOUND from raw frame bytes and parameter counts" in out
     assert "whole config (330 runs)" in out and "free in runs" in out
 
