@@ -18,7 +18,9 @@ The grid varies one factor at a time around `base` (REM-small's world model with
 tokenizer is trained per (token grid, width) and reused by every configuration that needs it.
 Frames, tokenizers and results are cached in `--out`, so a rerun adds only what is missing.
 Writes `wm_map.csv` (every scoring point), `wm_map.md` (updates and CPU-minutes to beat
-repeat per configuration) and `wm_map.png`.
+repeat per configuration, and the codes the frozen tokenizer uses on the frames: a tokenizer
+that collapsed to one code makes "repeat" and the model both perfect and the point void) and
+`wm_map.png`.
 """
 
 from __future__ import annotations
@@ -249,12 +251,18 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             tokenizer = frozen_tokenizer(cfg, game, point, frames, args)
             tokens, actions = encode(tokenizer, episodes)
             result = {
+                "codes_used": int(torch.cat(tokens).unique().numel()),
                 "config": dataclasses.asdict(point),
                 "budget": {"max_updates": args.max_updates, "max_cpu_s": args.max_cpu_s},
                 "rows": fit(cfg, tokenizer, tokens, actions, point, args),
             }
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
-        rows += [{"game": game, **result["config"], **row} for row in result["rows"]]
+        if "codes_used" not in result:  # a point cached before the count was kept
+            cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
+            tokens, _ = encode(frozen_tokenizer(cfg, game, point, frames, args), episodes)
+            result["codes_used"] = int(torch.cat(tokens).unique().numel())
+        codes = {"codes_used": result["codes_used"]}
+        rows += [{"game": game, **result["config"], **codes, **row} for row in result["rows"]]
     return rows
 
 
@@ -282,6 +290,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                 "final accuracy": last["accuracy"],
                 "repeat": last["repeat"],
                 "CPU-s per update": round(last["cpu_s"] / last["updates"], 3),
+                "codes in use": int(last["codes_used"]),
             }
         )
     return pd.DataFrame(out)
