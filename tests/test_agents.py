@@ -235,7 +235,8 @@ def test_report_compares_rem_with_iris_rerun_and_published(tmp_path):
     assert "## iris (4 games" in md and "## rem (4 games" in md  # each vs its published file
     assert "## Agent against agent: rem vs iris (4 games" in md
     assert "P(rem run > iris run), rerun here" in md and "P(rem run > iris run), published" in md
-    assert "The published runs were measured differently (rem vs iris)" in md
+    # REM forks IRIS's evaluation: protocols.yaml records the same protocol for both
+    assert "published rem and iris runs agree on every recorded protocol field" in md
     with (tmp_path / "report" / "probability_of_improvement.csv").open() as f:
         pairs = {row["pair"]: float(row["estimate"]) for row in csv.DictReader(f)}
     assert 0 <= pairs["ours (rem),ours (iris)"] <= 1

@@ -35,6 +35,7 @@ class AgentPair:
     ours_improvement: Interval  # P(ours first > ours second)
     published_improvement: Interval  # P(published first > published second)
     published_protocol_lines: list[str] = field(default_factory=list)
+    published_protocols_known: bool = False  # protocols.yaml was read
 
     def names(self, side: str) -> tuple[str, str]:
         return f"{side} ({self.first})", f"{side} ({self.second})"
@@ -80,6 +81,7 @@ def compare_agents(
             ref = records.for_file(AGENTS[first].published, f"published ({first})")
             other = records.for_file(AGENTS[second].published, f"published ({second})")
             pair.published_protocol_lines = P.mismatch_lines(ref, [other])
+            pair.published_protocols_known = True
         pairs.append(pair)
     return pairs
 
@@ -133,4 +135,10 @@ def agents_markdown(pairs: list[AgentPair]) -> list[str]:
         if p.published_protocol_lines:
             md += [f"The published runs were measured differently ({a} vs {b}):", ""]
             md += [f"- {line}" for line in p.published_protocol_lines] + [""]
+        elif p.published_protocols_known:
+            md += [
+                f"The published {a} and {b} runs agree on every recorded protocol field "
+                "(`results/published/protocols.yaml`).",
+                "",
+            ]
     return md
