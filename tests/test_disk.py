@@ -35,8 +35,12 @@ def test_kinds_are_measured_and_hard_links_count_once(tmp_path):
     _write(run / "media/episodes/test/episode_0_epoch_2.pt", 70)
     _write(run / "media/reconstructions/epoch_002_t_000.png", 9)
     _write(run / "snapshots/epoch_000002/checkpoints/epoch_000002/state.pt", 300)
+    kept = run / "snapshots/epoch_000004/checkpoints/epoch_000004"
+    kept.mkdir(parents=True)
+    os.link(run / "checkpoints/epoch_000004/state.pt", kept / "state.pt")  # as snapshots do
     _write(run / "metrics.jsonl", 11)
     m = measure_run(run)
+    # the linked state.pt counts as the checkpoint's, whatever order the folder lists
     assert m.bytes == {"replay": 1500, "checkpoints": 700, "snapshots": 300, "media": 79,
                        "logs": 11}  # fmt: skip
     assert m.state_bytes == 400 and m.evaluations == 1 and m.episode_files == {"test": [70]}

@@ -79,7 +79,7 @@ def measure_run(path: str | Path) -> RunDisk:
     root = Path(path)
     out = RunDisk(str(root), {k: 0 for k in KINDS})
     seen: set[tuple[int, int]] = set()
-    for dirpath, _, names in os.walk(root):
+    for dirpath, names in _files_checkpoints_first(root):
         for name in names:
             full = Path(dirpath) / name
             try:
@@ -95,6 +95,21 @@ def measure_run(path: str | Path) -> RunDisk:
     out.replay_steps = _replay_steps(root / "checkpoints")
     out.epochs, out.preset_cfg = _metrics_and_config(root)
     return out
+
+
+def _files_checkpoints_first(root: Path):
+    """(folder, file names) under `root`, snapshots last: a snapshot's state.pt is a hard
+    link of a checkpoint's, so its bytes count as the checkpoint's while that one exists."""
+    try:
+        tops = sorted(os.scandir(root), key=lambda e: (e.name == "snapshots", e.name))
+    except OSError:
+        return
+    loose = [e.name for e in tops if not e.is_dir(follow_symlinks=False)]
+    yield str(root), loose
+    for entry in tops:
+        if entry.is_dir(follow_symlinks=False):
+            for dirpath, _, names in os.walk(entry.path):
+                yield dirpath, names
 
 
 def _note_detail(out: RunDisk, rel: Path, size: int) -> None:
