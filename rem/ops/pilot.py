@@ -43,7 +43,7 @@ def measured_units(runs: list[Path]) -> dict[str, Any]:
         "epoch_phase_s": per_phase,
         "eval_episode_s": statistics.median(episodes) if episodes else 0.0,
         "cfg": units[0][2],
-        "device": manifest.get("device_name") or manifest.get("device", "unknown"),
+        "device": f"{manifest.get('device_name') or 'unknown'} ({manifest.get('device', '?')})",
         "device_type": str(manifest.get("device", "")),
     }
 
