@@ -10,6 +10,8 @@ Built on the meta device: nothing is allocated, so the paper-size count is insta
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -35,9 +37,7 @@ def iris_parameter_counts(
     wm_cfg = world_model_cfg or IrisWorldModelConfig()
     ac_cfg = actor_critic_cfg or ActorCriticConfig(kind="pixel", imagination_horizon=20)
     with torch.device("meta"):
-        tokenizer = IrisTokenizer(
-            IrisTokenizerConfig(**{**tok_cfg.__dict__, "perceptual_loss": False})
-        )
+        tokenizer = IrisTokenizer(dataclasses.replace(tok_cfg, perceptual_loss=False))
         world_model = IrisWorldModel(wm_cfg, tok_cfg, num_actions)
         # the context length changes the imagination, not the parameters
         actor_critic = PixelActorCritic(ac_cfg, num_actions, context_length=2)
