@@ -440,7 +440,9 @@ def write_report(
     """The final report from the workflow's tidy score table."""
     refs = load_references(cfg.published_dir)
     runs = read_tidy(scores_csv, refs)
-    return _write(runs, Path(runs_dir), Path(out), cfg, refs, Path(scores_csv), None, [])
+    return _write(
+        runs, Path(runs_dir), Path(out), cfg, refs, Path(scores_csv), coverage=None, notes=[]
+    )
 
 
 def write_partial_report(
@@ -487,7 +489,7 @@ def write_partial_report(
     )
     atomic_write_text(out / "coverage.csv", _csv_text(coverage.rows()))
     source = out / "scores.csv"
-    return _write(runs, runs_dir, out, cfg, refs, source, coverage, notes)
+    return _write(runs, runs_dir, out, cfg, refs, source, coverage=coverage, notes=notes)
 
 
 def _order(r: Run) -> tuple:
@@ -508,6 +510,7 @@ def _write(
     cfg: ResultsConfig,
     refs: References,
     source: Path,
+    *,
     coverage: Coverage | None,
     notes: list[str],
 ) -> list[Path]:
@@ -535,7 +538,16 @@ def _write(
     atomic_write_text(
         out / "reproduction.md",
         _markdown(
-            source, runs_dir, out, runs, data, refs, cfg, manifests, notes + curve_notes, coverage
+            source,
+            runs_dir,
+            out,
+            runs,
+            data,
+            refs,
+            cfg,
+            manifests=manifests,
+            notes=notes + curve_notes,
+            coverage=coverage,
         ),
     )
     return [out / f for f in report_files(coverage is not None)]
@@ -705,6 +717,7 @@ def _markdown(
     data: ReportData,
     refs: References,
     cfg: ResultsConfig,
+    *,
     manifests,
     notes: list[str],
     coverage: Coverage | None,
