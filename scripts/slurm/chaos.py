@@ -113,7 +113,9 @@ def make_reference(ref: Path, runs: int, epochs: int) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def one(seed: int) -> int:
-        cmd = train_cmd(run_dir(ref, seed), seed, epochs)
+        if (run_dir(ref, seed) / "COMPLETED").exists():
+            return 0  # made by an earlier call (compare() checks it like any other)
+        cmd = train_cmd(run_dir(ref, seed), seed, epochs)  # the sweep's own command
         return subprocess.run(cmd, capture_output=True, env=env).returncode
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
