@@ -128,6 +128,7 @@ def _as_format_1(state: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # four commands, each a new process
 def test_old_checkpoint_names_the_conversion_and_converts_when_trusted(quick_run_dir, tmp_path):
     from rem.training.checkpoint import load_checkpoint
 
