@@ -71,6 +71,11 @@ def _hash_and_sync(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
+def file_record(path: Path) -> dict[str, Any]:
+    """{"size", "sha256"} of a file (fsynced first), as LATEST.json records it."""
+    return _hash_and_sync(path)
+
+
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 

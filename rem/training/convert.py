@@ -26,7 +26,7 @@ from rem.training.checkpoint import (
     STATE,
     CheckpointError,
     UnsafeStateError,
-    _hash_and_sync,
+    file_record,
     load_state_file,
     read_latest,
 )
@@ -72,7 +72,7 @@ def _converted_bytes(path: Path) -> bytes:
 def _needs_conversion(root: Path, record: dict[str, Any]) -> bool:
     path = root / record["name"] / STATE
     expected = record["files"][STATE]
-    actual = _hash_and_sync(path) if path.is_file() else None
+    actual = file_record(path) if path.is_file() else None
     if actual != {"size": expected["size"], "sha256": expected["sha256"]}:
         raise CheckpointError(
             f"{path} does not match its record in {root / LATEST} (missing, truncated or "
@@ -108,7 +108,7 @@ def convert_run(run_dir: str | Path, trust: bool) -> list[str]:
         kept.unlink(missing_ok=True)
         os.link(path, kept)
         atomic_write_bytes(path, data)
-        rec["files"][STATE] = _hash_and_sync(path)
+        rec["files"][STATE] = file_record(path)
         lines.append(f"epoch {rec['epoch']}: converted {path} to the safe format")
     if todo:
         atomic_write_json(root / LATEST, {**record, "format": FORMAT})

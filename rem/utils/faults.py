@@ -71,6 +71,11 @@ def parse(spec: str) -> tuple[str, int | None, int]:
     return _parsed[spec]
 
 
+def current_epoch() -> int | None:
+    """The last epoch a hook announced (None before the first)."""
+    return _epoch
+
+
 def armed() -> bool:
     """True when a kill or a trace is requested for this process."""
     return bool(os.environ.get(ENV_VAR) or os.environ.get(TRACE_VAR))

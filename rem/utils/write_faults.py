@@ -126,7 +126,7 @@ def maybe_refuse(path: str | Path, needed: int, append: bool = False) -> None:
         return
     kind, at_epoch, n, mode = parse(spec)
     path = Path(path)
-    if write_kind(path) != kind or (at_epoch is not None and at_epoch != faults._epoch):
+    if write_kind(path) != kind or (at_epoch is not None and at_epoch != faults.current_epoch()):
         return
     if kind == "metrics" and not append:
         return  # the rewrite on resume is not a target: the line appended each epoch is
