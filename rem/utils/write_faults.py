@@ -7,7 +7,6 @@ rem.utils.faults, when given), the file system under the run is made to refuse i
     full      (default) a filler file takes all free space but about half of what the write
               needs, so the write starts and fails with ENOSPC part-way (`FILLER` beside the
               mount point's root; the test deletes it to free the space)
-    readonly  the file system is remounted read-only (EROFS); needs root
     denied    every folder and file on the file system loses its write permission (EACCES
               for a user without CAP_DAC_OVERRIDE)
 
@@ -20,7 +19,6 @@ Unset (normal runs), a write costs one environment lookup.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from rem.utils import faults
 
 ENV_VAR = faults.WRITE_FAULT_VAR
 FILLER = "rem-test-filler"
-MODES = ("full", "readonly", "denied")
+MODES = ("full", "denied")  # read-only: remount before the run (a writable fd blocks it)
 PAGE = 4096
 
 # kind -> how its paths look (checked in order)
@@ -92,16 +90,18 @@ def _mount_point(path: Path) -> Path:
 def _fill(mount: Path, leave: int) -> None:
     """Take every free byte of `mount` but about `leave` (whole pages)."""
     chunk = b"\0" * (1 << 20)
-    with open(mount / FILLER, "ab") as f:
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
-            pass
-        size = f.seek(0, os.SEEK_END)
-        keep = max(0, size - (leave // PAGE) * PAGE)
-        f.truncate(keep)
+    fd = os.open(mount / FILLER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:  # unbuffered: nothing is left to flush (and fail) at close
+        while True:
+            try:
+                if os.write(fd, chunk) == 0:
+                    break
+            except OSError:
+                break
+        size = os.fstat(fd).st_size
+        os.ftruncate(fd, max(0, size - (leave // PAGE) * PAGE))
+    finally:
+        os.close(fd)
 
 
 def _deny(mount: Path) -> None:
@@ -138,7 +138,5 @@ def maybe_refuse(path: str | Path, needed: int, append: bool = False) -> None:
     mount = _mount_point(path.parent)
     if mode == "full":
         _fill(mount, needed // 2)
-    elif mode == "readonly":
-        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
     else:
         _deny(mount)
