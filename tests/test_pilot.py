@@ -141,7 +141,7 @@ def test_quick_pilot_runs_to_its_report(tmp_path):
     for status in ("passed", "failed", "not yet"):
         text = text.replace(f"- **{status}**: ", "- **RULE**: ")
     assert text.count("- **RULE**: ") == 5 and text.count("  - why: ") == 5
-    assert "Packing slowdown measured: a run is x" in text
+    assert "Packing slowdown measured: a run's time with 2 runs per GPU is x" in text
     assert "330 runs on 8 GPUs, 1 per GPU" in text and "GPU-hours" in text
     assert "KB per agent step (measured)" in text and "one paper run (600 epochs): ~" in text
     data = json.loads((report / "pilot.json").read_text())

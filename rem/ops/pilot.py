@@ -68,8 +68,8 @@ def pilot_cost(runs: list[Path], solo: Path | None, k: int, gpus: int) -> dict[s
         slowdown[str(k)] = factor
         alone = {p: s / factor for p, s in alone.items()}
         line = (
-            f"Packing slowdown measured: a run is x{factor:.2f} slower with {k} runs per GPU "
-            f"than alone, so {k} runs per GPU give x{k / factor:.2f} the throughput of one"
+            f"Packing slowdown measured: a run's time with {k} runs per GPU is x{factor:.2f} "
+            f"its time alone, so {k} runs per GPU give x{k / factor:.2f} the throughput of one"
             f" ({'pack' if k / factor > 1.05 else 'do not pack'} for the sweep)."
         )
     elif k > 1:

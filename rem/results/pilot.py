@@ -219,6 +219,8 @@ def _tokenizer_rule(games: list[GameResult], by: int) -> Rule:
     ratios = {}
     for g in games:
         upto = [v for e, v in g.reconstruction if e <= by]
+        if len(upto) < 2:  # the first evaluation is the milestone's: take the next one
+            upto = [v for _, v in g.reconstruction[:2]]
         ratios[g.game] = upto[-1] / upto[0] if len(upto) > 1 and upto[0] else math.nan
     rule.status = PASSED if all(r <= TOKENIZER_DROP for r in ratios.values()) else FAILED
     rule.evidence = ", ".join(f"{g} x{r:.2f}" for g, r in ratios.items())
