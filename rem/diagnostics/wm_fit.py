@@ -108,7 +108,7 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     return config_from_dict(data, source="wm_fit overrides")
 
 
-def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+def parse(argv: list[str] | None, prog: str | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument(
@@ -120,10 +120,12 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
     p.add_argument("--batch-size", type=int, help="default: the run's")
     p.add_argument("--copy-task", type=float, metavar="P", help="synthetic copy task, P changed")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(1)
+    return p.parse_args(argv)
 
+
+def frozen_run(args: argparse.Namespace):
+    """The run's config (with the overrides), its latest state, its frozen tokenizer, a fresh
+    world model, and the replay's tokens and actions per episode."""
     info = read_run(args.run_dir)
     latest = read_latest(args.run_dir / "checkpoints")
     if latest is None:
@@ -138,12 +140,19 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
         {k[len(prefix) :]: v for k, v in state["agent"].items() if k.startswith(prefix)}
     )
     tokenizer, wm = agent.tokenizer.eval(), agent.world_model.train()  # wm: fresh weights
-
     tokens, actions = encode_episodes(
         tokenizer, Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
     )
     if args.copy_task is not None:
         tokens = copy_task(tokens, args.copy_task, args.seed)
+    return info, cfg, state, tokenizer, wm, tokens, actions
+
+
+def run(argv: list[str] | None = None, prog: str | None = None) -> None:
+    args = parse(argv, prog)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    info, cfg, state, tokenizer, wm, tokens, actions = frozen_run(args)
     span = cfg.world_model.max_blocks
     train, test = split_segments([len(t) for t in tokens], span)
 
