@@ -1,5 +1,5 @@
 """Sweep chaos on the REAL one-node SLURM cluster, sized for CI: scripts/slurm/chaos.py with
-4 short quick runs packed 2 per SLURM job and one fault of each kind at seeded random moments
+4 short quick runs (5 epochs) packed 2 per SLURM job and one fault of each kind at seeded random moments
 (scancel a job, SIGKILL a trainer, kill and restart slurmd, kill Snakemake and recover as
 docs/recovery.md says). Every run must end complete and identical to the undisturbed run of
 the same seed (final checkpoint, replay, metrics, scores); each run trained inside a pack job
@@ -48,10 +48,12 @@ def cluster():
 
 
 def test_sweep_survives_every_fault_and_ends_identical(cluster, tmp_path):
+    # 5 epochs and faults 3-8 s apart: on 2 idle cores a 3-epoch sweep finished (50 s) before
+    # its fourth fault came, so that fault was never injected
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
-        [sys.executable, str(CHAOS), "--runs", "4", "--epochs", "3", "--per-kind", "1",
-         "--seed", "1", "--gap", "6", "15", "--workdir", str(tmp_path / "sweep"),
+        [sys.executable, str(CHAOS), "--runs", "4", "--epochs", "5", "--per-kind", "1",
+         "--seed", "1", "--gap", "3", "8", "--workdir", str(tmp_path / "sweep"),
          "--json", str(out), "--timeout", "1800"],
         capture_output=True, text=True, timeout=2600,
     )  # fmt: skip
