@@ -31,7 +31,7 @@ def test_gpu_check_on_cpu_at_tiny_sizes(tmp_path):
     assert g["fast_paths"] == {"tried": False, "why": "--fast-paths auto on cpu"}
     assert set(g["packing"]["runs"]) == {"1", "2"}  # the default also times 4
     assert g["slowdown"]["1"] == 1.0 and all(v > 0 for v in g["slowdown"].values())
-    assert g["throughput"]["2"] == pytest.approx(2 / g["slowdown"]["2"])
+    assert g["packing"]["throughput"]["2"] == pytest.approx(2 / g["slowdown"]["2"])
     phases = g["pilot_epochs"]["epoch_phase_s"]
     assert all(phases[p] > 0 for p in ("collection", "tokenizer", "world_model", "actor_critic"))
     assert "packing slowdown: 1 per GPU x1.00" in proc.stdout
