@@ -16,7 +16,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rem.config import ConfigError, available, load_config
-from rem.results.runs import RunsConfigError, agent_preset, agent_resources, variant_agent
+from rem.results.runs import (
+    RunsConfigError,
+    agent_preset,
+    agent_resources,
+    variant_agent,
+)
 from rem.results.settings import ResultsConfigError, results_config_from_dict
 from rem.results.studies import cli_flags
 
@@ -242,7 +247,8 @@ def configured_resource(rule_name, key):
 
 def agent_resource(rule_name, key):
     """A job resource of `rule_name` for the agent of a job's variant: its
-    `agents.<agent>.resources` over the config's `resources:` (a function of the wildcards)."""
+    `agents.<agent>.resources` over the config's `resources:` (a function of the wildcards).
+    """
 
     def get(wildcards, **_):
         agent = VARIANTS[wildcards.variant].agent
