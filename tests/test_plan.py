@@ -177,8 +177,12 @@ def test_nothing_measured_prints_the_published_claim_and_how_to_measure(tmp_path
 
 def _pilot_json(path: Path, slowdown: dict | None = None) -> Path:
     cost = {
-        "epoch_phase_s": {"collection": 2.0, "tokenizer": 10.0, "world_model": 20.0,
-                          "actor_critic": 30.0},  # fmt: skip
+        "epoch_phase_s": {
+            "collection": 2.0,
+            "tokenizer": 10.0,
+            "world_model": 20.0,
+            "actor_critic": 30.0,
+        },  # fmt: skip
         "evaluation_s": 16.0,
         "eval_episode_s": 1.0,
         "device": "NVIDIA H100 80GB HBM3",

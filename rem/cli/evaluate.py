@@ -29,7 +29,9 @@ POLICIES = ["random"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = EvaluationConfig()
-    parser.add_argument("--game", help="Atari 100k game, exact name, e.g. Pong or Breakout, or the toy game Catch")
+    parser.add_argument(
+        "--game", help="Atari 100k game, exact name, e.g. Pong or Breakout, or the toy game Catch"
+    )
     parser.add_argument(
         "--policy",
         choices=POLICIES,
@@ -90,9 +92,7 @@ def resolve_game(args: argparse.Namespace) -> str:
             raise UserError(f"--game {args.game} but {args.checkpoint} is a {game} run")
         return game
     if args.game is None:
-        raise UserError(
-            f"--game is required; one of: {', '.join(ATARI_100K_GAMES + TOY_GAMES)}"
-        )
+        raise UserError(f"--game is required; one of: {', '.join(ATARI_100K_GAMES + TOY_GAMES)}")
     try:
         return check_game(args.game)
     except UnknownGameError as err:
