@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -289,6 +290,9 @@ def test_watch_refreshes_until_ctrl_c(sweep):
         [sys.executable, "-X", "faulthandler", "-m", "rem", "status", "--configfile",
          str(config), "--watch", "0.2", "--no-grid"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a suite started in the background (`cmd &` in a script) inherits SIGINT ignored,
+        # and Python keeps an ignored SIGINT ignored: give the child a terminal's default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     seen = 0
     while seen < 2:
