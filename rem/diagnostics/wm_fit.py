@@ -38,11 +38,12 @@ from rem.training.restore import read_run
 from rem.training.run_dir import RunDirError
 
 
-def encode_episodes(tokenizer, replay: Replay) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Every episode's frames -> tokens (t, K) long, and its actions (t,) long."""
+def encode_episodes(tokenizer, episodes) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Episodes (anything with uint8 `observations` (t, 3, 64, 64) and `actions` (t,)) ->
+    per episode tokens long (t, K) and actions long (t,)."""
     tokens, actions = [], []
     with torch.no_grad():
-        for ep in replay.episodes():
+        for ep in episodes:
             frames = torch.from_numpy(np.asarray(ep.observations)).float() / 255.0
             tokens.append(
                 torch.cat([tokenizer.encode(x).tokens.flatten(1) for x in frames.split(256)])
@@ -141,7 +142,7 @@ def frozen_run(args: argparse.Namespace):
     )
     tokenizer, wm = agent.tokenizer.eval(), agent.world_model.train()  # wm: fresh weights
     tokens, actions = encode_episodes(
-        tokenizer, Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
+        tokenizer, Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay").episodes()
     )
     if args.copy_task is not None:
         tokens = copy_task(tokens, args.copy_task, args.seed)

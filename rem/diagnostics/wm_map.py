@@ -31,6 +31,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,23 @@ import torch
 import torch.nn.functional as F
 
 from rem.config import Config, load_config
-from rem.diagnostics.wm_fit import held_out_accuracy, next_frame_logits, split_segments
+from rem.diagnostics.wm_fit import (
+    encode_episodes,
+    held_out_accuracy,
+    next_frame_logits,
+    split_segments,
+)
 from rem.envs.atari import make_env, num_actions
 from rem.games import check_game
 from rem.models.agent import build_agent
 from rem.utils.atomic import atomic_write_text
+
+
+class Played(NamedTuple):
+    """One random-play episode: observations uint8 (t, 3, 64, 64), actions int64 (t,)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -92,9 +105,8 @@ BASE_OVERRIDES = [
 # ------------------------------------------------------------------ frames and tokenizers
 
 
-def collect_frames(game: str, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """Uniform-random play for `steps` agent steps under the train-env protocol: a list of
-    episodes {observations uint8 (t, 3, 64, 64), actions int64 (t,)}."""
+def collect_frames(game: str, steps: int, seed: int) -> list[Played]:
+    """Uniform-random play for `steps` agent steps under the train-env protocol."""
     env = make_env(game, train=True, seed=seed)
     rng = np.random.default_rng(seed)
     n_actions = num_actions(game)
@@ -106,27 +118,25 @@ def collect_frames(game: str, steps: int, seed: int) -> list[dict[str, np.ndarra
         actions.append(action)
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
-            episodes.append({"observations": np.stack(frames), "actions": np.array(actions)})
+            episodes.append(Played(np.stack(frames), np.array(actions)))
             frames, actions = [], []
             obs, _ = env.reset()
     if frames:
-        episodes.append({"observations": np.stack(frames), "actions": np.array(actions)})
+        episodes.append(Played(np.stack(frames), np.array(actions)))
     env.close()
     return episodes
 
 
-def cached_frames(out: Path, game: str, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
+def cached_frames(out: Path, game: str, steps: int, seed: int) -> list[Played]:
     path = out / f"frames_{game}_{steps}_{seed}.npz"
     if path.exists():
         with np.load(path) as data:
             n = int(data["episodes"])
-            return [
-                {"observations": data[f"obs_{i}"], "actions": data[f"act_{i}"]} for i in range(n)
-            ]
+            return [Played(data[f"obs_{i}"], data[f"act_{i}"]) for i in range(n)]
     episodes = collect_frames(game, steps, seed)
     arrays = {"episodes": np.array(len(episodes))}
     for i, ep in enumerate(episodes):
-        arrays[f"obs_{i}"], arrays[f"act_{i}"] = ep["observations"], ep["actions"]
+        arrays[f"obs_{i}"], arrays[f"act_{i}"] = ep.observations, ep.actions
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
@@ -170,18 +180,6 @@ def frozen_tokenizer(cfg: Config, game: str, point: WMConfig, frames, args) -> t
         torch.save(tokenizer.state_dict(), tmp)
         tmp.replace(path)
     return tokenizer.eval()
-
-
-def encode(tokenizer, episodes) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Episodes -> per episode tokens long (t, K) and actions long (t,)."""
-    tokens, actions = [], []
-    with torch.no_grad():
-        for ep in episodes:
-            frames = torch.from_numpy(ep["observations"]).float() / 255.0
-            parts = [tokenizer.encode(x).tokens.flatten(1) for x in frames.split(256)]
-            tokens.append(torch.cat(parts))
-            actions.append(torch.from_numpy(ep["actions"]).long())
-    return tokens, actions
 
 
 # ------------------------------------------------------------------ one point of the map
@@ -237,7 +235,7 @@ def fit(cfg: Config, tokenizer, tokens, actions, point: WMConfig, args) -> list[
 def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
     """Every point of the map on one game's frames (cached per point in `--out`)."""
     episodes = cached_frames(args.out, game, args.frames, args.seed)
-    frames = torch.from_numpy(np.concatenate([ep["observations"] for ep in episodes]))
+    frames = torch.from_numpy(np.concatenate([ep.observations for ep in episodes]))
     args.n_actions = num_actions(game)
     print(f"{game}: {len(frames)} frames in {len(episodes)} episodes", flush=True)
     rows = []
@@ -249,7 +247,7 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
         else:
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
             tokenizer = frozen_tokenizer(cfg, game, point, frames, args)
-            tokens, actions = encode(tokenizer, episodes)
+            tokens, actions = encode_episodes(tokenizer, episodes)
             result = {
                 "codes_used": int(torch.cat(tokens).unique().numel()),
                 "config": dataclasses.asdict(point),
@@ -259,7 +257,7 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
         if "codes_used" not in result:  # a point cached before the count was kept
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
-            tokens, _ = encode(frozen_tokenizer(cfg, game, point, frames, args), episodes)
+            tokens, _ = encode_episodes(frozen_tokenizer(cfg, game, point, frames, args), episodes)
             result["codes_used"] = int(torch.cat(tokens).unique().numel())
         codes = {"codes_used": result["codes_used"]}
         rows += [{"game": game, **result["config"], **codes, **row} for row in result["rows"]]
