@@ -10,6 +10,9 @@ Each module is one `rem diagnose` tool (also `python -m rem.diagnostics.<module>
   learning).
 """
 
+import sys
+from collections.abc import Callable
+
 # `rem diagnose NAME` -> module of this package.
 TOOLS = {
     "wm-fit": "wm_fit",
@@ -17,3 +20,19 @@ TOOLS = {
     "tokenizer-drift": "tokenizer_drift",
     "game-probe": "game_probe",
 }
+
+
+def one_line_errors(
+    run: Callable[[list[str] | None, str | None], None],
+    argv: list[str] | None,
+    prog: str,
+    expected: tuple[type[BaseException], ...],
+) -> int:
+    """Run a tool; an expected error (bad run folder, config, state file) is one line on
+    stderr and exit code 2 instead of a traceback."""
+    try:
+        run(argv, prog)
+    except expected as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 
 from rem.config import ConfigError
 from rem.data.replay import Replay, ReplayError
+from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
 from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import read_run
@@ -96,13 +96,8 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run with one-line errors (exit 2) for a bad run folder, config or state file."""
-    try:
-        run(argv, prog)
-    except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
-        print(f"{prog or 'tokenizer_drift'}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    expected = (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError)
+    return one_line_errors(run, argv, prog or "tokenizer_drift", expected)
 
 
 if __name__ == "__main__":

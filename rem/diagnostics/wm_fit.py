@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 
 from rem.config import Config, ConfigError, config_from_dict, parse_override
 from rem.data.replay import Replay, ReplayError
+from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
 from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import read_run
@@ -196,13 +196,8 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run with one-line errors (exit 2) for a bad run folder, config or state file."""
-    try:
-        run(argv, prog)
-    except (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError) as err:
-        print(f"{prog or 'wm_fit'}: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    expected = (ConfigError, RunDirError, CheckpointError, ReplayError, FileNotFoundError)
+    return one_line_errors(run, argv, prog or "wm_fit", expected)
 
 
 if __name__ == "__main__":
