@@ -98,3 +98,10 @@ def test_wm_map_writes_the_map_and_reuses_its_cache(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert " update 2:" not in again.stdout and "tokenizer_" not in again.stdout  # no training
     assert len((out / "wm_map.csv").read_text().splitlines()) == 1 + 2  # cut at 2 updates
+
+
+def test_wm_map_bad_game_is_one_line_before_any_work(tmp_path):
+    proc = bench("wm_map", "--games", "Catch", "Pongg", "--out", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("rem diagnose wm-map: error: unknown game 'Pongg'")
+    assert not list((tmp_path / "m").glob("frames_*"))  # Catch was not played first

@@ -38,7 +38,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rem.config import Config, load_config
+from rem.config import Config, ConfigError, load_config
+from rem.diagnostics import one_line_errors
 from rem.diagnostics.wm_fit import (
     encode_episodes,
     held_out_accuracy,
@@ -46,7 +47,7 @@ from rem.diagnostics.wm_fit import (
     split_segments,
 )
 from rem.envs.atari import make_env, num_actions
-from rem.games import check_game
+from rem.games import UnknownGameError, check_game
 from rem.models.agent import build_agent
 from rem.utils.atomic import atomic_write_text
 
@@ -334,9 +335,10 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     points = [c for c in GRID if args.configs is None or c.name in args.configs]
+    games = [check_game(game) for game in args.games]  # every name before any work
     rows = []
-    for game in args.games:
-        rows += run_game(check_game(game), points, args)
+    for game in games:
+        rows += run_game(game, points, args)
     table = pd.DataFrame(rows)
     atomic_write_text(args.out / "wm_map.csv", table.to_csv(index=False))
     result = summary(table)
@@ -352,8 +354,7 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    run(argv, prog)
-    return 0
+    return one_line_errors(run, argv, prog or "wm_map", (UnknownGameError, ConfigError))
 
 
 if __name__ == "__main__":
