@@ -48,6 +48,7 @@ class TokenizerConfig:
     perceptual_loss: bool = True
     lpips_dropout_in_train: bool = True  # as the reference (faithful: active)
     weights_dir: str = "~/.cache/rem/weights"  # VGG16 + LPIPS lin weights; env REM_WEIGHTS_DIR wins
+    norm_groups: int = 32  # IRIS's tokenizer only: its GroupNorm groups (IRIS: 32)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -78,10 +78,11 @@ def test_wm_fit_bad_input_is_one_line(quick_run_dir, tmp_path):
 
 
 def test_wm_map_writes_the_map_and_reuses_its_cache(tmp_path):
-    """Two points on Catch frames at a tiny budget: the table, the figure, the per-point cache
-    (a second run trains nothing) and the cut of a cached point at a smaller budget."""
+    """Three points on Catch frames at a tiny budget, IRIS's world model among them: the
+    table, the figure, the per-point cache (a second run trains nothing) and the cut of a
+    cached point at a smaller budget."""
     out = tmp_path / "map"
-    args = ["--games", "Catch", "--configs", "base", "lr3e-3", "--frames", "150"]
+    args = ["--games", "Catch", "--configs", "base", "lr3e-3", "iris", "--frames", "150"]
     args += ["--tokenizer-updates", "3", "--max-updates", "4", "--every", "2", "--out", str(out)]
     proc = bench("wm_map", *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -89,15 +90,17 @@ def test_wm_map_writes_the_map_and_reuses_its_cache(tmp_path):
     assert proc.stdout.count("tokenizer tokenizer_") == 1
     table = (out / "wm_map.md").read_text()
     assert "| Catch  | base " in table and "| Catch  | lr3e-3 " in table
+    assert "| Catch  | iris " in table
     assert (out / "wm_map.png").stat().st_size > 0
     rows = (out / "wm_map.csv").read_text().splitlines()
-    assert rows[0].startswith("game,name,grid,width,heads,layers,lr,codes_used,updates,cpu_s")
-    assert len(rows) == 1 + 2 * 2  # 2 points x scores at updates 2 and 4
+    header = "game,name,grid,width,heads,layers,lr,agent,codes_used,updates,cpu_s"
+    assert rows[0].startswith(header)
+    assert len(rows) == 1 + 3 * 2  # 3 points x scores at updates 2 and 4
 
     again = bench("wm_map", *args[:-2], "--max-updates", "2", "--out", str(out))
     assert again.returncode == 0, again.stderr[-2000:]
     assert " update 2:" not in again.stdout and "tokenizer_" not in again.stdout  # no training
-    assert len((out / "wm_map.csv").read_text().splitlines()) == 1 + 2  # cut at 2 updates
+    assert len((out / "wm_map.csv").read_text().splitlines()) == 1 + 3  # cut at 2 updates
 
 
 def test_wm_map_bad_game_is_one_line_before_any_work(tmp_path):

@@ -257,6 +257,17 @@ def test_tokenizer_encodes_and_decodes_at_the_right_shapes():
         tokenizer.encode(torch.rand(1, 3, 32, 32))
 
 
+def test_tokenizer_norm_groups_allow_narrow_widths_and_are_checked():
+    """IRIS's GroupNorm has 32 groups; `norm_groups` lets a CPU preset go narrower."""
+    narrow = dataclasses.replace(TINY_TOK, channels=8, norm_groups=8)
+    tokenizer = IrisTokenizer(narrow).eval()
+    norms = [m for m in tokenizer.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_groups == 8 for m in norms)
+    assert tokenizer.encode(torch.rand(2, 3, 64, 64)).tokens.shape == (2, 16)
+    with pytest.raises(ValueError, match="multiples of it, got 8"):
+        dataclasses.replace(TINY_TOK, channels=8)  # 32 groups do not divide 8 channels
+
+
 def test_tokenizer_loss_is_finite_and_decreases():
     torch.manual_seed(0)
     lpips = LPIPS(VGG16Features(widths=(4, 4, 8, 8, 8)))

@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from rem.config import Config, ConfigError, config_from_dict, parse_override
 from rem.data.replay import Replay, ReplayError
 from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
+from rem.models.iris.world_model import IrisWorldModel
 from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import read_run
 from rem.training.run_dir import RunDirError
@@ -78,8 +80,15 @@ def split_segments(lengths: list[int], span: int) -> tuple[list, list]:
 
 
 def next_frame_logits(wm, tokenizer, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """tokens (b, t, K), actions (b, t) -> logits (b, t - ctx, K, V) for frames ctx..t-1."""
+    """tokens (b, t, K), actions (b, t) -> logits (b, t - ctx, K, V) for frames ctx..t-1.
+
+    REM's POP world model predicts a frame's K tokens together from the frames before it;
+    IRIS's GPT predicts each token from the whole stream before it, the same frame's earlier
+    (true) tokens included, as it is trained."""
     ctx, k = wm.cfg.context_length, wm.tokens_per_frame
+    if isinstance(wm, IrisWorldModel):
+        obs = wm.logits(wm.block_tokens(tokens, actions))[0]  # tokens 1..t*K-1 of the segment
+        return rearrange(obs[:, k - 1 :], "b (t k) v -> b t k v", k=k)[:, ctx - 1 :]
     outputs = wm(wm.block_tokens(tokens, actions), tokenizer)[:, ctx:]
     return wm.head_obs(outputs[:, :, :k])
 

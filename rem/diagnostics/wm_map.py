@@ -13,9 +13,13 @@ first scoring point where its accuracy exceeds the repeat baseline.
 
 The grid varies one factor at a time around `base` (REM-small's world model with 4x4 tokens:
 2 layers, 2 heads, width 64, lr 1e-3): 8x8 tokens (the paper's), widths 128 and 256, 4 heads,
-5 layers, lr 3e-4 and 3e-3. The world model embeds observation tokens with the tokenizer's codes
-(shared embeddings, as in the paper), so its width is the tokenizer's code width: one
-tokenizer is trained per (token grid, width) and reused by every configuration that needs it.
+5 layers, lr 3e-4 and 3e-3; and IRIS's GPT world model (learned absolute positions, softmax
+attention, its own embedding tables) of base's shape on the same frozen tokens, with 4x4 and
+8x8 tokens (`iris`, `iris_tokens8x8`). Its teacher-forced accuracy sees the frame's earlier
+true tokens, as IRIS trains and imagines token by token. REM's world model embeds
+observation tokens with the tokenizer's codes (shared embeddings, as in the paper), so its
+width is the tokenizer's code width: one tokenizer is trained per (token grid, width) and
+reused by every configuration that needs it.
 Frames, tokenizers and results are cached in `--out`, so a rerun adds only what is missing.
 Writes `wm_map.csv` (every scoring point), `wm_map.md` (updates and CPU-minutes to beat
 repeat per configuration, and the codes the frozen tokenizer uses on the frames: a tokenizer
@@ -49,6 +53,8 @@ from rem.diagnostics.wm_fit import (
 from rem.envs.atari import make_env, num_actions
 from rem.games import UnknownGameError, check_game
 from rem.models.agent import build_agent
+from rem.models.iris.config import IrisWorldModelConfig
+from rem.models.iris.world_model import IrisWorldModel
 from rem.utils.atomic import atomic_write_text
 
 
@@ -69,6 +75,7 @@ class WMConfig:
     heads: int = 2
     layers: int = 2
     lr: float = 1e-3
+    agent: str = "rem"  # "iris": IRIS's GPT world model on the same frozen tokens
 
     def overrides(self) -> list[str]:
         steps = {4: 4, 8: 3}[self.grid]
@@ -91,6 +98,8 @@ GRID = (
     WMConfig("layers5", layers=5),
     WMConfig("lr3e-4", lr=3e-4),
     WMConfig("lr3e-3", lr=3e-3),
+    WMConfig("iris", agent="iris"),
+    WMConfig("iris_tokens8x8", grid=8, agent="iris"),
 )
 # the tokenizer and world-model settings every point shares (REM-small's, no perceptual loss)
 BASE_OVERRIDES = [
@@ -186,13 +195,29 @@ def frozen_tokenizer(cfg: Config, game: str, point: WMConfig, frames, args) -> t
 # ------------------------------------------------------------------ one point of the map
 
 
+def world_model(cfg: Config, point: WMConfig, n_actions: int) -> torch.nn.Module:
+    """A fresh world model of the point: REM's (POP, `cfg`'s) or IRIS's GPT of the same depth,
+    heads, width, span and context, with its own embedding tables and IRIS's dropout."""
+    if point.agent == "iris":
+        wm = cfg.world_model
+        shape = IrisWorldModelConfig(
+            num_layers=wm.num_layers,
+            num_heads=wm.num_heads,
+            embed_dim=wm.embed_dim,
+            max_blocks=wm.max_blocks,
+            context_length=wm.context_length,
+        )
+        return IrisWorldModel(shape, cfg.tokenizer, n_actions)
+    return build_agent(cfg, n_actions, load_perceptual_weights=False).world_model
+
+
 def fit(cfg: Config, tokenizer, tokens, actions, point: WMConfig, args) -> list[dict]:
     """Train a fresh world model of `cfg` on frozen tokens; score every `--every` updates.
 
     Stops at `--max-updates` or `--max-cpu-s` CPU-seconds of training, whichever comes first.
     Returns one row per scoring point."""
     torch.manual_seed(args.seed)
-    wm = build_agent(cfg, args.n_actions, load_perceptual_weights=False).world_model.train()
+    wm = world_model(cfg, point, args.n_actions).train()
     span, ctx = cfg.world_model.max_blocks, cfg.world_model.context_length
     train, test = split_segments([len(t) for t in tokens], span)
 
@@ -256,6 +281,7 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
                 "rows": fit(cfg, tokenizer, tokens, actions, point, args),
             }
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+        result["config"].setdefault("agent", "rem")  # a point cached before IRIS's was added
         if "codes_used" not in result:  # a point cached before the count was kept
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
             tokens, _ = encode_episodes(frozen_tokenizer(cfg, game, point, frames, args), episodes)

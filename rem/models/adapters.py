@@ -49,6 +49,7 @@ def iris_tokenizer_config(cfg: TokenizerConfig) -> IrisTokenizerConfig:
             channels=cfg.base_channels,
             channel_multipliers=(1,) * (cfg.num_downsample_steps + 1),
             perceptual_loss=cfg.perceptual_loss,
+            norm_groups=cfg.norm_groups,
         )
     except ValueError as err:
         raise ConfigError(f"tokenizer (IRIS's): {err}") from None

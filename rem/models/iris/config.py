@@ -33,6 +33,7 @@ class IrisTokenizerConfig:
     attn_resolutions: tuple[int, ...] = (8, 16)
     dropout: float = 0.0
     perceptual_loss: bool = True
+    norm_groups: int = 32  # GroupNorm groups; IRIS's 32 need widths of 32 and more
 
     def __post_init__(self) -> None:
         if not self.channel_multipliers:
@@ -43,10 +44,10 @@ class IrisTokenizerConfig:
                 f"{FRAME_SIZE}x{FRAME_SIZE} frame; use at most 7"
             )
         for width in (self.channels * m for m in self.channel_multipliers):
-            if width % 32:
+            if width % self.norm_groups:
                 raise ValueError(
-                    f"IRIS's GroupNorm has 32 groups: channels x multipliers must be multiples "
-                    f"of 32, got {width}"
+                    f"GroupNorm has {self.norm_groups} groups (norm_groups): channels x "
+                    f"multipliers must be multiples of it, got {width}"
                 )
 
     @property

@@ -3,7 +3,8 @@
 Encoder: conv_in -> per level [num_res_blocks x (ResBlock [+ Attn at attn resolutions])]
 (+ Downsample except after the last level) -> mid [ResBlock, Attn, ResBlock] -> GN -> swish
 -> conv to z_channels. Decoder mirrors it with num_res_blocks + 1 blocks per level and
-Upsample between levels. GroupNorm has 32 groups (eps 1e-6); no time embedding, so no
+Upsample between levels. GroupNorm has 32 groups (eps 1e-6; `norm_groups` lowers it for
+widths under 32, IRIS's own minimum); no time embedding, so no
 `temb_proj` layers (IRIS builds none either).
 
 Parameter names follow IRIS's (`down.2.attn.0.q.weight`, `mid.block_1.conv1.weight`, ...)
@@ -20,19 +21,19 @@ from torch import nn
 from rem.models.iris.config import FRAME_SIZE, IrisTokenizerConfig
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(32, channels, eps=1e-6, affine=True)
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(groups, channels, eps=1e-6, affine=True)
 
 
 class ResBlock(nn.Module):
     """(b, c_in, h, w) -> (b, c_out, h, w): x + conv(swish(GN(conv(swish(GN(x)))))), with a 1x1
     shortcut when the widths differ."""
 
-    def __init__(self, c_in: int, c_out: int, dropout: float) -> None:
+    def __init__(self, c_in: int, c_out: int, dropout: float, *, groups: int = 32) -> None:
         super().__init__()
-        self.norm1 = _norm(c_in)
+        self.norm1 = _norm(c_in, groups)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2 = _norm(c_out)
+        self.norm2 = _norm(c_out, groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.nin_shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
@@ -47,9 +48,9 @@ class AttnBlock(nn.Module):
     """(b, c, h, w) -> same: one-head self-attention over the h*w positions, 1x1 convs for
     q, k, v and the output, scale c^-1/2, residual."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, *, groups: int = 32) -> None:
         super().__init__()
-        self.norm = _norm(channels)
+        self.norm = _norm(channels, groups)
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -97,11 +98,17 @@ class Level(nn.Module):
         attend: bool,
         dropout: float,
         resample: str | None = None,
+        *,
+        groups: int = 32,
     ) -> None:
         super().__init__()
         widths = [c_in] + [c_out] * num_blocks
-        self.block = nn.ModuleList(ResBlock(a, b, dropout) for a, b in zip(widths[:-1], widths[1:]))
-        self.attn = nn.ModuleList(AttnBlock(c_out) for _ in range(num_blocks if attend else 0))
+        self.block = nn.ModuleList(
+            ResBlock(a, b, dropout, groups=groups) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.attn = nn.ModuleList(
+            AttnBlock(c_out, groups=groups) for _ in range(num_blocks if attend else 0)
+        )
         self.resample_name = resample
         if resample == "downsample":
             self.downsample = Downsample(c_out)
@@ -123,11 +130,11 @@ class Level(nn.Module):
 class Middle(nn.Module):
     """ResBlock -> AttnBlock -> ResBlock at the lowest resolution, width unchanged."""
 
-    def __init__(self, channels: int, dropout: float) -> None:
+    def __init__(self, channels: int, dropout: float, *, groups: int = 32) -> None:
         super().__init__()
-        self.block_1 = ResBlock(channels, channels, dropout)
-        self.attn_1 = AttnBlock(channels)
-        self.block_2 = ResBlock(channels, channels, dropout)
+        self.block_1 = ResBlock(channels, channels, dropout, groups=groups)
+        self.attn_1 = AttnBlock(channels, groups=groups)
+        self.block_2 = ResBlock(channels, channels, dropout, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block_2(self.attn_1(self.block_1(x)))
@@ -153,12 +160,13 @@ class Encoder(nn.Module):
                     res in cfg.attn_resolutions,
                     cfg.dropout,
                     None if last else "downsample",
+                    groups=cfg.norm_groups,
                 )
             )
             res = res if last else res // 2
             c_in = c_out
-        self.mid = Middle(c_in, cfg.dropout)
-        self.norm_out = _norm(c_in)
+        self.mid = Middle(c_in, cfg.dropout, groups=cfg.norm_groups)
+        self.norm_out = _norm(c_in, cfg.norm_groups)
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,19 +189,28 @@ class Decoder(nn.Module):
         c_in = cfg.channels * mults[-1]
         res = cfg.grid
         self.conv_in = nn.Conv2d(cfg.z_channels, c_in, 3, padding=1)
-        self.mid = Middle(c_in, cfg.dropout)
+        self.mid = Middle(c_in, cfg.dropout, groups=cfg.norm_groups)
         levels: list[Level] = []
         for i in reversed(range(len(mults))):
             c_out = cfg.channels * mults[i]
             attend = res in cfg.attn_resolutions
             resample = "upsample" if i > 0 else None
             levels.insert(
-                0, Level(c_in, c_out, cfg.num_res_blocks + 1, attend, cfg.dropout, resample)
+                0,
+                Level(
+                    c_in,
+                    c_out,
+                    cfg.num_res_blocks + 1,
+                    attend,
+                    cfg.dropout,
+                    resample,
+                    groups=cfg.norm_groups,
+                ),
             )
             res = res * 2 if i > 0 else res
             c_in = c_out
         self.up = nn.ModuleList(levels)
-        self.norm_out = _norm(c_in)
+        self.norm_out = _norm(c_in, cfg.norm_groups)
         self.conv_out = nn.Conv2d(c_in, 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
