@@ -134,7 +134,7 @@ def test_learning_target_dry_run_plans_baselines_wm_eval_and_report(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["train"] == 4
-    assert counts["random_baseline"] == 2
-    assert counts["wm_eval"] == 4
+    assert counts["train"] == 6  # 3 games x 2 seeds
+    assert counts["random_baseline"] == 3
+    assert counts["wm_eval"] == 6
     assert counts["learning_report"] == 1
