@@ -167,7 +167,7 @@ def train_tokenizer(tokenizer, frames: torch.Tensor, updates: int, seed: int) ->
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss)
+    return loss.item()
 
 
 def frozen_tokenizer(cfg: Config, game: str, point: WMConfig, frames, args) -> torch.nn.Module:
