@@ -286,6 +286,8 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
             tokens, _ = encode_episodes(frozen_tokenizer(cfg, game, point, frames, args), episodes)
             result["codes_used"] = int(torch.cat(tokens).unique().numel())
+            cached = json.loads(path.read_text()) | {"codes_used": result["codes_used"]}
+            atomic_write_text(path, json.dumps(cached, indent=1) + "\n")  # kept for next time
         codes = {"codes_used": result["codes_used"]}
         rows += [{"game": game, **result["config"], **codes, **row} for row in result["rows"]]
     return rows
