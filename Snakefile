@@ -26,7 +26,7 @@ check_config(
     config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
 )
 VARIANTS = resolve_variants(config)
-RUNS = runs(VARIANTS)
+RUNS = runs(config)
 RUNS_DIR = config["runs_dir"]
 RESULTS_DIR = config["results_dir"]
 LOGS_DIR = config["logs_dir"]

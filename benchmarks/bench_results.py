@@ -22,10 +22,11 @@ import numpy as np
 from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
-from rem.results import bootstrap as B
-from rem.results.scores import load_references, load_scores
+from rem.results.reports.studies import ABLATIONS, MAIN, REFERENCE
+from rem.results.score_files import load_references, load_scores
 from rem.results.settings import ABLATION_GAMES
-from rem.results.studies import ABLATIONS, MAIN, REFERENCE
+from rem.results.stats import bootstrap as B
+from rem.results.stats.scores import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 TAUS = np.linspace(0.0, 8.0, 201)
@@ -46,10 +47,11 @@ def rliable_aggregates(m: np.ndarray) -> np.ndarray:
 def load_study(published: Path, algos, games):
     refs = load_references(published)
     return {
-        a.label: refs.normalize(
+        a.label: normalize(
+            refs,
             load_scores(
                 published / a.file, name=a.label, known_games=refs.games, required_games=games
-            )
+            ),
         )
         for a in algos
     }

@@ -198,8 +198,8 @@ def _untimed(records: list[dict]) -> list[dict]:
 def compare(run: Path, reference: Path) -> list[str]:
     """Differences between a finished run and the reference (empty: identical)."""
     from rem.data.replay import Replay
+    from rem.runs.files import read_metrics
     from rem.training.checkpoint import load_checkpoint
-    from rem.training.metrics import read_metrics
 
     out: list[str] = []
     if not (run / "COMPLETED").is_file():

@@ -207,7 +207,7 @@ def test_world_model_eval_and_dream_work_for_iris():
 
 
 def _tidy(path: Path, sets: dict[str, dict[str, list[float]]]) -> None:
-    from rem.results.scores import load_references
+    from rem.results.score_files import load_references
 
     refs = load_references(PUBLISHED)
     with path.open("w", newline="") as f:
@@ -220,7 +220,7 @@ def _tidy(path: Path, sets: dict[str, dict[str, list[float]]]) -> None:
 
 
 def test_report_compares_rem_with_iris_rerun_and_published(tmp_path):
-    from rem.results.report import write_report
+    from rem.results.reports.reproduction import write_reproduction_report
     from rem.results.settings import ResultsConfig
 
     games = ("Breakout", "Pong", "Boxing", "Krull")
@@ -230,7 +230,7 @@ def test_report_compares_rem_with_iris_rerun_and_published(tmp_path):
         {"rem": {g: rem[g][:3] for g in games}, "iris": {g: iris[g][:3] for g in games}},
     )
     cfg = ResultsConfig(published_dir=str(PUBLISHED), reps_aggregates=200, reps_improvement=200)
-    write_report(tmp_path / "scores.csv", tmp_path / "runs", tmp_path / "report", cfg)
+    write_reproduction_report(tmp_path / "scores.csv", tmp_path / "runs", tmp_path / "report", cfg)
     md = (tmp_path / "report" / "reproduction.md").read_text()
     assert "## iris (4 games" in md and "## rem (4 games" in md  # each vs its published file
     assert "## Agent against agent: rem vs iris (4 games" in md
@@ -245,7 +245,7 @@ def test_report_compares_rem_with_iris_rerun_and_published(tmp_path):
 
 
 def test_workflow_agent_preset_and_resources():
-    from rem.results.runs import RunsConfigError, agent_preset, agent_resources
+    from rem.runs.sweep import SweepError, agent_preset, agent_resources
 
     cfg = {
         "preset": "paper",
@@ -255,5 +255,5 @@ def test_workflow_agent_preset_and_resources():
     assert agent_preset(cfg, "rem") == "paper" and agent_preset(cfg, "iris") == "iris"
     assert agent_resources(cfg, "iris", "train") == {"gpu": 1, "runtime": 7200}
     assert agent_resources(cfg, "rem", "train") == {"gpu": 1, "runtime": 900}
-    with pytest.raises(RunsConfigError, match="agent iris has no preset"):
+    with pytest.raises(SweepError, match="agent iris has no preset"):
         agent_preset({"preset": "paper"}, "iris")

@@ -14,7 +14,7 @@ import rem.training.disk as disk
 from rem.cli import main as rem_main
 from rem.config import config_from_dict, load_config
 from rem.training.disk import estimate_run, measure_run, rates_from_runs
-from rem.training.restore import load_run_agent
+from rem.training.restore import open_run
 from rem.training.snapshot import save_snapshot
 
 
@@ -75,7 +75,7 @@ def test_a_snapshot_is_a_run_folder_of_that_epoch(tmp_path, quick_run_dir):
     assert snap == run / "snapshots" / "epoch_000006"
     state = snap / "checkpoints" / "epoch_000006" / "state.pt"
     assert state.stat().st_ino == (run / "checkpoints/epoch_000006/state.pt").stat().st_ino
-    _, _, manifest = load_run_agent(snap)
+    _, _, manifest = open_run(snap)
     assert manifest["checkpoint_epoch"] == 6
     with pytest.raises(ValueError, match="no committed checkpoint of epoch 4"):
         save_snapshot(run, 4)  # epoch 4's is the fallback, not the latest

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from rem.ops import status
-from rem.results.learning import LearningReportError
-from rem.results.learning import read_metrics as learning_read
-from rem.training.metrics import read_metrics as training_read
+from rem.ops import probe
+from rem.results.reports.learning import LearningReportError
+from rem.results.reports.learning import read_metrics as learning_read
+from rem.runs.files import read_metrics as training_read
 from rem.utils.jsonl import JsonlError, read_jsonl
 
 LINES = [
@@ -24,7 +24,7 @@ def _readers(path):
     out = {}
     for name, read in (("jsonl", read_jsonl), ("training", training_read),
                        ("learning", learning_read),
-                       ("status", lambda p: status._read_tail(p)[0])):  # fmt: skip
+                       ("status", lambda p: probe.read_tail(p)[0])):  # fmt: skip
         try:
             out[name] = read(path)
         except (JsonlError, LearningReportError) as err:
@@ -59,9 +59,9 @@ def test_status_names_the_line_although_it_reads_only_the_tail(tmp_path):
     lines[49] = lines[49][:10]  # line 50 of 60, inside the tail
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(JsonlError, match=r"metrics.jsonl:50: "):
-        status._read_tail(path, max_bytes=600)
+        probe.read_tail(path, max_bytes=600)
     # A bad line before the tail is not read at all: the tail alone answers.
-    records, more = status._read_tail(path, max_bytes=200)
+    records, more = probe.read_tail(path, max_bytes=200)
     assert more and records[-1]["epoch"] == 60 and all(r["epoch"] > 50 for r in records)
 
 
@@ -72,7 +72,7 @@ def test_missing_files(tmp_path):
 
 
 def test_the_reproduction_reports_curves_follow_the_same_rule(tmp_path):
-    from rem.results.report import read_curves
+    from rem.results.reports.reproduction import read_curves
 
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join(LINES) + '\n{"epoch": 4, "test/ret')

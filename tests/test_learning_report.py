@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from training_helpers import rem_exe
 
-from rem.results.learning import (
+from rem.results.reports.learning import (
     LearningReportError,
     RunRecord,
     final_returns_table,
     load_random,
     mean_ci,
     read_metrics,
-    write_report,
+    write_learning_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_report_from_a_real_run_random_baseline_and_wm_eval(quick_run_dir, tmp_p
     )  # fmt: skip
 
     out = tmp_path / "report"
-    finals = write_report(runs, "rem", random_dir, wm_dir, out, project_root=tmp_path)
+    finals = write_learning_report(runs, "rem", random_dir, wm_dir, out, project_root=tmp_path)
     scores = json.loads((quick_run_dir / "scores.json").read_text())
     row = finals.iloc[0]
     assert row.game == game and row.agent_episodes == len(scores["returns"])

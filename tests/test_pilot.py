@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from rem.config import load_config
-from rem.results.pilot import (
+from rem.results.reports.pilot import (
     FAILED,
     NOT_YET,
     PASSED,

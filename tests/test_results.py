@@ -14,11 +14,13 @@ from rliable import library as rly_library
 from rliable import metrics as rly_metrics
 
 from rem.games import ABLATION_GAMES, ATARI_100K_GAMES
-from rem.results import aggregates as M
-from rem.results import bootstrap as B
 from rem.results.commands import main as cli_main
-from rem.results.scores import ScoreFileError, Scores, load_references, load_scores
+from rem.results.score_files import load_references, load_scores
 from rem.results.settings import ResultsConfigError, load_results_config
+from rem.results.stats import aggregates as M
+from rem.results.stats import bootstrap as B
+from rem.results.stats.scores import normalize
+from rem.results.stats.types import ScoreFileError, Scores
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -36,7 +38,7 @@ def hns(name: str, refs, file: str | None = None, games=ATARI_100K_GAMES) -> Sco
         known_games=refs.games,
         required_games=tuple(games),
     )
-    return refs.normalize(raw)
+    return normalize(refs, raw)
 
 
 def rliable_aggregates(m: np.ndarray) -> np.ndarray:
@@ -65,7 +67,7 @@ def test_human_normalisation_formula(refs):
     assert refs.hns("Pong", 14.6) == pytest.approx(1.0)
     assert refs.hns("Pong", -20.7) == pytest.approx(0.0)
     s = Scores("x", ("Pong",), {"Pong": np.array([-3.05])})
-    assert refs.normalize(s).runs["Pong"][0] == pytest.approx(0.5)
+    assert normalize(refs, s).runs["Pong"][0] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def ragged_scores(refs) -> Scores:
         known_games=refs.games,
         required_games=None,
     )
-    return refs.normalize(raw)
+    return normalize(refs, raw)
 
 
 def test_ragged_set_is_neither_padded_nor_truncated(refs):

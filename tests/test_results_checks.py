@@ -11,11 +11,13 @@ import pytest
 from rliable import metrics as rly_metrics
 
 from rem.games import ATARI_100K_GAMES
-from rem.results import aggregates as M
-from rem.results import bootstrap as B
-from rem.results import checks as C
 from rem.results.commands import main as cli_main
-from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
+from rem.results.score_files import load_references, load_scores
+from rem.results.stats import aggregates as M
+from rem.results.stats import bootstrap as B
+from rem.results.stats import checks as C
+from rem.results.stats.scores import normalize, scores_from_matrix
+from rem.results.stats.types import References, ScoreFileError, Scores
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -34,7 +36,7 @@ def rem_raw(refs) -> Scores:
 
 
 def test_swapped_axes_array_is_refused(refs, rem_raw):
-    m = refs.normalize(rem_raw).matrix()  # (5 runs, 26 games): rliable's layout
+    m = normalize(refs, rem_raw).matrix()  # (5 runs, 26 games): rliable's layout
     assert C.check_matrix(m, refs.games).shape == (5, 26)
     with pytest.raises(
         C.ScoreInputError, match=r"shape \(26, 5\) has the 26 games on axis 0.*array\.T"
@@ -42,7 +44,7 @@ def test_swapped_axes_array_is_refused(refs, rem_raw):
         C.check_matrix(m.T, refs.games, "REM")
     with pytest.raises(C.ScoreInputError, match="does not have 26 games on either axis"):
         C.check_matrix(m[:, :20], refs.games)
-    s = Scores.from_matrix(m, refs.games, "REM")
+    s = scores_from_matrix(m, refs.games, "REM")
     assert M.point_aggregates(s)[2] == pytest.approx(rly_metrics.aggregate_iqm(m))
 
 
@@ -55,15 +57,15 @@ def test_score_file_keyed_by_run_says_it_looks_swapped(tmp_path, refs, rem_raw):
 
 
 def test_normalised_scores_fed_as_raw_are_refused(refs, rem_raw):
-    hns = refs.normalize(rem_raw)
+    hns = normalize(refs, rem_raw)
     with pytest.raises(C.ScoreInputError, match="looks already human-normalised"):
-        refs.normalize(hns)
+        normalize(refs, hns)
 
 
 def test_normalised_file_in_the_published_folder_stops_the_cli(tmp_path, refs, rem_raw, capsys):
     pub = tmp_path / "published"
     shutil.copytree(PUBLISHED, pub)
-    hns = refs.normalize(rem_raw)
+    hns = normalize(refs, rem_raw)
     (pub / "IRIS.json").write_text(json.dumps({g: hns.runs[g].tolist() for g in refs.games}))
     code = cli_main(["paper", "--study", "main", "--published-dir", str(pub), "--out",
                      str(tmp_path / "out"), "--reps-aggregates", "10", "--reps-profiles", "5",
@@ -83,12 +85,12 @@ def test_raw_scores_fed_as_normalised_are_refused(rem_raw):
 def test_real_low_scores_are_not_mistaken_for_normalised_ones(refs):
     # A random policy's raw scores (the table itself): raw, not normalised.
     rand = Scores("random", refs.games, {g: np.array([refs.random[g]]) for g in refs.games})
-    refs.normalize(rand)
+    normalize(refs, rand)
     # Two games only: too little evidence to judge, so no error.
     few = Scores(
         "x", ("Assault", "Breakout"), {"Assault": np.array([0.5]), "Breakout": np.array([1.0])}
     )
-    refs.normalize(few)
+    normalize(refs, few)
 
 
 def test_game_missing_from_the_normalisation_table(refs):
@@ -97,7 +99,7 @@ def test_game_missing_from_the_normalisation_table(refs):
     partial = References(random=random, human=human)
     s = Scores("x", ("Pong", "Boxing"), {"Pong": np.array([1.0]), "Boxing": np.array([2.0])})
     with pytest.raises(C.ScoreInputError, match="no normalisation score for Pong"):
-        partial.normalize(s)
+        normalize(partial, s)
     with pytest.raises(ScoreFileError, match="unknown game 'Pong'"):
         partial.hns("Pong", 1.0)
 
@@ -109,7 +111,7 @@ def test_unequal_run_counts_give_a_note_not_an_error(refs):
         known_games=refs.games,
         required_games=None,
     )
-    hns = refs.normalize(raw)
+    hns = normalize(refs, raw)
     note = C.run_count_note({"No POP": hns})
     assert note.startswith("Unequal run counts (No POP 3-5 runs per game)")
     assert "legitimate" in note
@@ -122,6 +124,6 @@ def test_unequal_run_counts_give_a_note_not_an_error(refs):
 
 
 def test_batch_iqm_is_rliables(refs, rem_raw):
-    m = refs.normalize(rem_raw).matrix()
+    m = normalize(refs, rem_raw).matrix()
     assert M.batch_iqm(m.ravel()[None])[0] == pytest.approx(rly_metrics.aggregate_iqm(m), abs=1e-12)
     assert len(ATARI_100K_GAMES) == m.shape[1]

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rem.results.paper import run_paper
-from rem.results.report import ReportError, write_report
-from rem.results.scores import load_references
+from rem.results.reports.paper import run_paper
+from rem.results.reports.reproduction import ReportError, write_reproduction_report
+from rem.results.reports.studies import study_outputs
+from rem.results.score_files import load_references
 from rem.results.settings import ResultsConfig
-from rem.results.studies import study_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -171,8 +171,8 @@ def test_reproduction_report(tmp_path):
     scores, runs_dir = make_runs(tmp_path)
     out = tmp_path / "report"
     cfg = ResultsConfig(published_dir=str(PUBLISHED), **SMALL)
-    written = write_report(scores, runs_dir, out, cfg)
-    assert sorted(p.name for p in written) == sorted(study_outputs("report"))
+    written = write_reproduction_report(scores, runs_dir, out, cfg)
+    assert sorted(p.name for p in written.files) == sorted(study_outputs("report"))
     md = (out / "reproduction.md").read_text()
     assert "## rem (3 games: Breakout, Krull, Pong)" in md
     # no-action-input is published on the 8-game subset only: Krull is compared, the rest noted.
@@ -202,4 +202,4 @@ def test_report_rejects_a_table_whose_hns_disagrees(tmp_path):
     scores.write_text("\n".join(text) + "\n")
     cfg = ResultsConfig(published_dir=str(PUBLISHED), **SMALL)
     with pytest.raises(ReportError, match=r"scores\.csv, line 2 .*hns 0.123 does not match"):
-        write_report(scores, runs_dir, tmp_path / "out", cfg)
+        write_reproduction_report(scores, runs_dir, tmp_path / "out", cfg)

@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from rem.results.commands import main as cli_main
-from rem.results.report import write_partial_report
-from rem.results.runs import RunKey
+from rem.results.reports.reproduction import write_partial_report
+from rem.results.reports.studies import study_outputs
 from rem.results.settings import ResultsConfig
-from rem.results.studies import study_outputs
+from rem.runs.layout import RunKey
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"reps_aggregates": 100, "reps_improvement": 10}
@@ -62,7 +62,7 @@ def test_partial_report_of_a_half_finished_sweep(sweep):
     out = sweep / "results" / "partial"
     cfg = ResultsConfig(**SMALL)
     written = write_partial_report(sweep / "runs", EXPECTED, out, cfg)
-    assert sorted(p.name for p in written) == sorted(study_outputs("partial"))
+    assert sorted(p.name for p in written.files) == sorted(study_outputs("partial"))
     coverage = {(r["variant"], r["game"]): (r["finished"], r["expected"])
                 for r in rows(out / "coverage.csv")}  # fmt: skip
     assert coverage == {

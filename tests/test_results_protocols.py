@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from rem.config import load_config
-from rem.results import protocol as P
 from rem.results.commands import main as cli_main
-from rem.results.paper import StudyProtocols, run_paper
+from rem.results.protocols import records as P
+from rem.results.reports.paper import StudyProtocols, run_paper
+from rem.results.reports.studies import ABLATIONS, MAIN, Algorithm
 from rem.results.settings import ResultsConfig
-from rem.results.studies import ABLATIONS, MAIN, Algorithm
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -46,28 +46,28 @@ def test_every_published_score_file_has_a_complete_record(records):
 
 def test_a_mismatch_is_reported_with_both_values(records):
     rem, storm = records.by_name["REM"], records.by_name["STORM"]
-    diffs = {m.field: m for m in P.compare(storm, rem)}
+    diffs = {m.field: m for m in P.mismatches(storm, rem)}
     assert diffs["sticky_actions"].kind == "differs"
     assert (diffs["sticky_actions"].a, diffs["sticky_actions"].b) == ("0.25", "0.0")
     assert diffs["test_episodes"].a == "20" and diffs["test_episodes"].b == "100"
     line = P.mismatch_summary(rem, storm)
     assert line.startswith("STORM vs REM: ") and "sticky-action probability 0.25 vs 0.0" in line
     # IRIS was measured exactly like REM.
-    assert P.compare(records.by_name["IRIS"], rem) == []
+    assert P.mismatches(records.by_name["IRIS"], rem) == []
 
 
 def test_episode_cap_is_compared_in_raw_frames(records):
     rem, twm = records.by_name["REM"], records.by_name["TWM"]
     assert twm["episode_cap"].value == "27000 agent steps"
     # 27,000 agent steps at frame skip 4 = 108,000 raw frames: the same cap, no warning.
-    assert "episode_cap" not in {m.field for m in P.compare(twm, rem)}
+    assert "episode_cap" not in {m.field for m in P.mismatches(twm, rem)}
     shorter = P.Protocol("X", {**twm.fields, "episode_cap": P.Value("20000 agent steps", "t")})
-    assert "episode_cap" in {m.field for m in P.compare(shorter, rem) if m.kind == "differs"}
+    assert "episode_cap" in {m.field for m in P.mismatches(shorter, rem) if m.kind == "differs"}
 
 
 def test_an_unknown_field_is_reported_as_unknown(records):
     rem, simple = records.by_name["REM"], records.by_name["SimPLe"]
-    unknown = {m.field for m in P.compare(simple, rem) if m.kind == "unknown"}
+    unknown = {m.field for m in P.mismatches(simple, rem) if m.kind == "unknown"}
     assert {"sticky_actions", "frame_skip", "score_rule"} <= unknown
     assert "cannot compare (unknown): frame skip, sticky-action probability" in P.mismatch_summary(
         rem, simple
@@ -128,13 +128,13 @@ def test_our_runs_record_comes_from_the_manifest():
     assert fields["test_episodes"].value == 3  # the score file's count wins over the config
     ours = P.merge_runs("ours (rem)", [("Breakout/0", fields)], "test")
     rem = P.load_protocols(PUBLISHED).by_name["REM"]
-    diffs = {m.field for m in P.compare(ours, rem) if m.kind == "differs"}
+    diffs = {m.field for m in P.mismatches(ours, rem) if m.kind == "differs"}
     # The quick preset trains for far fewer agent steps and tests on 3 episodes.
     assert {"train_agent_steps", "test_episodes"} <= diffs
     assert "sticky_actions" not in diffs and "frame_skip" not in diffs
     paper = load_config("paper", "rem", ()).to_dict()
     full = P.merge_runs("ours", [("a", P.run_fields({"config": paper}, "Pong", 100))], "t")
-    assert P.compare(full, rem) == []  # the paper preset is measured as REM was
+    assert P.mismatches(full, rem) == []  # the paper preset is measured as REM was
     # A manifest without a config: every config field unknown, and said so.
     bare = P.run_fields({}, "Pong", None)
     assert bare["frame_skip"].value == P.UNKNOWN and "missing" in bare["frame_skip"].source

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from rem.games import ABLATION_GAMES
-from rem.results import seeds
 from rem.results.commands import main as cli_main
-from rem.results.scores import load_references, load_scores
-from rem.results.studies import study_outputs
+from rem.results.reports import seed_plan as seeds
+from rem.results.reports.studies import study_outputs
+from rem.results.score_files import load_references, load_scores
+from rem.results.stats.scores import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published"
@@ -26,13 +27,13 @@ def rem_hns():
     raw = load_scores(
         PUBLISHED / "REM.json", name="REM", known_games=refs.games, required_games=refs.games
     )
-    return refs.normalize(raw), {"26 games": refs.games, "8 ablation games": tuple(ABLATION_GAMES)}
+    return normalize(refs, raw), {"26 games": refs.games, "8 ablation games": tuple(ABLATION_GAMES)}
 
 
 @pytest.fixture(scope="module")
 def planned(rem_hns):
     hns, sets = rem_hns
-    return seeds.plan(hns, sets, runs=(3, 5, 10), deltas=(0.1, 0.3), reps=8000, seed=0)
+    return seeds.plan_seeds(hns, sets, runs=(3, 5, 10), deltas=(0.1, 0.3), reps=8000, seed=0)
 
 
 def test_planned_ci_widths_agree_with_a_direct_simulation(rem_hns, planned):
@@ -107,7 +108,7 @@ def test_plan_seeds_bad_input_is_one_line(tmp_path, capsys, args, message):
 
 def test_check_cache_reuses_the_same_inputs_and_only_those(rem_hns, tmp_path, monkeypatch):
     hns, sets = rem_hns
-    rows = seeds.plan(hns, sets, runs=(3,), deltas=(0.1,), reps=500, seed=0)
+    rows = seeds.plan_seeds(hns, sets, runs=(3,), deltas=(0.1,), reps=500, seed=0)
     first, path, reused = seeds.cached_check(hns, sets, rows, tmp_path, experiments=3, reps=30)
     assert not reused and path.parent == tmp_path and path.is_file()
 
@@ -152,10 +153,10 @@ def test_the_paper_target_finds_its_check_stored():
     refs = load_references(PUBLISHED)
     raw = load_scores(PUBLISHED / "REM.json", name="REM", known_games=refs.games,
                       required_games=None)  # fmt: skip
-    hns = refs.normalize(raw)
+    hns = normalize(refs, raw)
     sets = {f"{len(refs.games)} games": refs.games,
             f"{len(cfg.ablation_games)} ablation games": tuple(cfg.ablation_games)}  # fmt: skip
-    rows = seeds.plan(hns, sets, seeds.DEFAULT_RUNS, seeds.DEFAULT_DELTAS, reps=10)
+    rows = seeds.plan_seeds(hns, sets, seeds.DEFAULT_RUNS, seeds.DEFAULT_DELTAS, reps=10)
     key = seeds.check_key(hns, sets, rows, cfg.seed_check_experiments, cfg.seed_check_reps, 0)
     assert (ROOT / "results" / "cache" / "seed_check" / f"{key}.json").is_file()
 
@@ -163,6 +164,6 @@ def test_the_paper_target_finds_its_check_stored():
 def test_colorblind_palette_is_seaborns():
     import seaborn as sns
 
-    from rem.results.figures import COLORBLIND
+    from rem.results.render.figures import COLORBLIND
 
     assert list(COLORBLIND) == list(sns.color_palette("colorblind", 10))

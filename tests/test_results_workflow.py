@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rem.results.studies import study_outputs
+from rem.results.reports.studies import study_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from training_helpers import GAME, SEED, quick_run, reference_run
 
+from rem.runs.files import read_metrics
 from rem.training.checkpoint import load_checkpoint, read_latest
-from rem.training.metrics import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -157,7 +157,7 @@ def test_every_state_from_real_run_folders(sweep):
 
 def test_a_run_without_new_epochs_for_long_reads_as_stalled(sweep):
     from rem.ops.status import collect
-    from rem.ops.sweep import load_sweep
+    from rem.runs.sweep import load_sweep
 
     workdir, config, _ = sweep
     cwd = os.getcwd()

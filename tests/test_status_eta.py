@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import time
 
-from rem.ops.status import RunStatus, summarise
+from rem.ops.eta import summarise
+from rem.ops.records import RunStatus
 
 
 def _run(seed: int, state: str, **kw) -> RunStatus:

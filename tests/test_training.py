@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from rem.runs.files import read_metrics
 from rem.training.checkpoint import (
     CheckpointError,
     clean_debris,
@@ -20,7 +21,7 @@ from rem.training.checkpoint import (
     save_checkpoint,
 )
 from rem.training.media import EpisodeSaver, save_reconstructions
-from rem.training.metrics import MetricsLogger, read_metrics
+from rem.training.metrics import MetricsLogger
 from rem.training.run_dir import RunDir, RunDirError
 from rem.utils.rng import rng_state, set_rng_state
 

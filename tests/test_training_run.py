@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from training_helpers import GAME, SEED, reference_run, rem_cmd, rem_exe
 
-from rem.training.metrics import read_metrics
+from rem.runs.files import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from rem.evaluation.world_model_eval import (
 )
 from rem.models.agent import build_agent
 from rem.policy import RandomPolicy
-from rem.training.metrics import read_metrics
+from rem.runs.files import read_metrics
 
 
 @pytest.fixture(scope="module")

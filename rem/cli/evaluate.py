@@ -116,13 +116,13 @@ def _checkpoint_policy(args: argparse.Namespace, game: str) -> tuple[Policy, dic
 
     from rem.evaluation.agent_policy import AgentPolicy
     from rem.training.checkpoint import CheckpointError
-    from rem.training.restore import load_run_agent
+    from rem.training.restore import open_run
     from rem.training.run_dir import RunDirError
     from rem.utils.device import resolve_device
 
     device = resolve_device("auto")
     try:
-        agent, cfg, manifest = load_run_agent(args.checkpoint, device)
+        agent, cfg, manifest = open_run(args.checkpoint, device)
     except (CheckpointError, RunDirError) as err:
         raise UserError(str(err)) from err
     if cfg.run.torch_threads:

@@ -71,8 +71,8 @@ def _h(hours: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rem.ops.plan import BENCH_DIR, disk_plan, find_measurement, plan
-    from rem.ops.sweep import SweepError, load_sweep
+    from rem.ops.plan import BENCH_DIR, disk_plan, find_measurement, plan_sweep
+    from rem.runs.sweep import SweepError, load_sweep
 
     _check_numbers(args)
     try:
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     except SweepError as err:
         raise UserError(str(err)) from err
     try:
-        result = plan(
+        result = plan_sweep(
             sweep,
             measurement,
             gpus=args.gpus,
@@ -158,7 +158,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def _print_plan(result: Plan, slowdown_given: bool) -> None:
     """The plan as text: the runs, the measurement, then per sharing slowdown the hours."""
-    from rem.ops.sweep import display_path
+    from rem.runs.sweep import display_path
 
     total = sum(result.runs.values())
     per_variant = ", ".join(f"{v} {n}" for v, n in result.runs.items())

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def read(args: argparse.Namespace):
     from rem.ops.status import collect
-    from rem.ops.sweep import SweepError, load_sweep
+    from rem.runs.sweep import SweepError, load_sweep
 
     try:
         sweep = None
@@ -76,7 +76,7 @@ def read(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from rem.ops.status import STATES
+    from rem.ops.records import STATES
 
     states = None
     if args.state:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _loop(args: argparse.Namespace, console, states: set[str] | None) -> int:
-    from rem.ops.render import print_status, save_png
+    from rem.ops.status_view import print_status, save_png
 
     while True:
         status = read(args)

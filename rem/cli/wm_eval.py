@@ -108,11 +108,11 @@ def load_agent(
     import torch
 
     from rem.training.checkpoint import CheckpointError
-    from rem.training.restore import load_run_agent
+    from rem.training.restore import open_run
     from rem.training.run_dir import RunDirError
 
     try:
-        agent, cfg, manifest = load_run_agent(run_dir, device)
+        agent, cfg, manifest = open_run(run_dir, device)
     except (CheckpointError, RunDirError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
     if cfg.run.torch_threads:
@@ -122,14 +122,10 @@ def load_agent(
 
 def newest_replay_steps(run_dir: Path, steps: int) -> Replay:
     """The newest episodes of the last checkpoint's replay holding at least `steps` steps."""
-    from rem.data.replay import Replay
     from rem.evaluation.world_model_eval import newest_steps
-    from rem.training.checkpoint import REPLAY, read_latest
-    from rem.training.run_dir import RunDir
+    from rem.training.restore import latest_replay
 
-    checkpoints = RunDir(run_dir).checkpoints
-    record = read_latest(checkpoints)
-    return newest_steps(Replay.load(checkpoints / record["name"] / REPLAY), steps)
+    return newest_steps(latest_replay(run_dir), steps)
 
 
 def evaluate(

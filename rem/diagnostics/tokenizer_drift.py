@@ -28,7 +28,7 @@ from rem.data.replay import Replay, ReplayError
 from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
 from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
-from rem.training.restore import read_run
+from rem.training.restore import latest_replay, read_run
 from rem.training.run_dir import RunDirError
 from rem.utils.atomic import atomic_write_text
 
@@ -75,8 +75,7 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     states = args.states or committed_states(args.run_dir)
-    latest = read_latest(args.run_dir / "checkpoints")
-    replay = Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay")
+    replay = latest_replay(args.run_dir)
     epochs, tokens = tokens_of(states, args.run_dir, probe_frames(replay, args.frames))
     rows = [
         {

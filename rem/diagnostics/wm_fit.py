@@ -35,8 +35,8 @@ from rem.data.replay import Replay, ReplayError
 from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
 from rem.models.iris.world_model import IrisWorldModel
-from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
-from rem.training.restore import read_run
+from rem.training.checkpoint import REPLAY, STATE, CheckpointError, load_state_file
+from rem.training.restore import latest_checkpoint, read_run
 from rem.training.run_dir import RunDirError
 
 
@@ -137,12 +137,12 @@ def frozen_run(args: argparse.Namespace):
     """The run's config (with the overrides), its latest state, its frozen tokenizer, a fresh
     world model, and the replay's tokens and actions per episode."""
     info = read_run(args.run_dir)
-    latest = read_latest(args.run_dir / "checkpoints")
+    latest = latest_checkpoint(args.run_dir)
     if latest is None:
         raise FileNotFoundError(
             f"{args.run_dir} has no committed checkpoint yet: wait for the first one"
         )
-    state = load_state_file(args.run_dir / "checkpoints" / latest["name"] / "state.pt")
+    state = load_state_file(latest / STATE)
     cfg = with_overrides(info.cfg, args.overrides)
     agent = build_agent(cfg, len(info.meanings), load_perceptual_weights=False)
     prefix = "tokenizer."
@@ -150,9 +150,7 @@ def frozen_run(args: argparse.Namespace):
         {k[len(prefix) :]: v for k, v in state["agent"].items() if k.startswith(prefix)}
     )
     tokenizer, wm = agent.tokenizer.eval(), agent.world_model.train()  # wm: fresh weights
-    tokens, actions = encode_episodes(
-        tokenizer, Replay.load(args.run_dir / "checkpoints" / latest["name"] / "replay").episodes()
-    )
+    tokens, actions = encode_episodes(tokenizer, Replay.load(latest / REPLAY).episodes())
     if args.copy_task is not None:
         tokens = copy_task(tokens, args.copy_task, args.seed)
     return info, cfg, state, tokenizer, wm, tokens, actions

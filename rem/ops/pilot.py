@@ -1,7 +1,7 @@
 """The pilot's cost and disk sections: the full paper config priced in the pilot's own
 measured units, and the disk its runs used and the sweep will need.
 
-Units (rem.results.pilot): seconds per epoch of each phase, medians over the epochs in
+Units (rem.results.reports.pilot): seconds per epoch of each phase, medians over the epochs in
 which the phase ran, and seconds per test episode. Packed pilot runs (K per GPU) measure
 each phase slowed by packing; with a run of the same config trained alone (`pilot_solo`)
 the slowdown is measured (the paper run's time in packed units over the same in solo
@@ -11,24 +11,24 @@ stand for alone ones (an overestimate, said so).
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from rem.config import config_from_dict
-from rem.ops.plan import Measurement, plan
-from rem.ops.sweep import Sweep, load_sweep
-from rem.results.pilot import evaluation_episode_seconds, phase_seconds, run_seconds
+from rem.ops.plan import Measurement, plan_sweep
+from rem.results.reports.pilot import evaluation_episode_seconds, phase_seconds, run_seconds
+from rem.runs.files import read_manifest, read_metrics
+from rem.runs.layout import METRICS
+from rem.runs.sweep import Sweep, load_sweep
 from rem.training.disk import estimate_run, human, measure_run, rates_from_runs
-from rem.training.metrics import read_metrics
 
 
 def _units(run: Path) -> tuple[dict[str, float], float | None, Any, dict[str, Any]]:
-    manifest = json.loads((run / "manifest.json").read_text())
+    manifest = read_manifest(run)
     cfg = config_from_dict(manifest["config"])
-    rows = [r for r in read_metrics(run / "metrics.jsonl") if not r.get("final")]
+    rows = [r for r in read_metrics(run) if not r.get("final")]
     return phase_seconds(rows, cfg), evaluation_episode_seconds(rows), cfg, manifest
 
 
@@ -62,7 +62,7 @@ def pilot_cost(runs: list[Path], solo: Path | None, k: int, gpus: int) -> dict[s
     packed = measured_units(runs)
     notes, slowdown, alone = [], {}, dict(packed["epoch_phase_s"])
     line = None
-    if solo is not None and (solo / "metrics.jsonl").is_file():
+    if solo is not None and (solo / METRICS).is_file():
         solo_units = measured_units([solo])
         factor = _paper_run_s(sweep, packed) / _paper_run_s(sweep, solo_units)
         slowdown[str(k)] = factor
@@ -115,7 +115,7 @@ def _full_config_lines(sweep: Sweep, cost: dict[str, Any], gpus: int, k: int) ->
     hours = ", ".join(f"{v} {s / 3600:.1f} h" for v, s in per_run.items())
     lines = [f"one run alone, 600 epochs: {hours}"]
     for packing in sorted({1, k}):
-        p = plan(sweep, m, gpus=gpus, runs_per_gpu=packing)
+        p = plan_sweep(sweep, m, gpus=gpus, runs_per_gpu=packing)
         for pl in p.placements:
             lines.append(
                 f"{sum(p.runs.values())} runs on {gpus} GPUs, {packing} per GPU (slowdown "

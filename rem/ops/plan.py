@@ -12,7 +12,7 @@ A measurement gives the seconds of one whole run, per variant where it can:
   - a pilot (`snakemake pilot`, config/pilot.yaml): its report's pilot.json holds the
     median seconds per epoch of each phase (collection, tokenizer, world model, actor-critic)
     from epochs in which that phase ran, and per evaluation; a variant's run is its own
-    schedule counted in those units (rem.results.pilot.run_seconds);
+    schedule counted in those units (rem.results.reports.pilot.run_seconds);
   - with nothing measured, the paper's own claim (PUBLISHED_CLAIMS, per variant), marked
     "published claim, not measured here", followed by the commands that measure it.
 Then the runs are placed on G GPUs x K runs per GPU (longest first, each on the slot that
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rem.ops.sweep import (
+from rem.runs.sweep import (
     ROOT,
     Sweep,
     SweepError,
@@ -348,7 +348,7 @@ def from_published(sweep: Sweep, why: str) -> Measurement:
 def from_pilot(path: Path, sweep: Sweep) -> Measurement:
     """Each variant's run in the pilot's measured units (seconds per phase epoch)."""
     from rem.config import load_config
-    from rem.results.pilot import run_seconds
+    from rem.results.reports.pilot import run_seconds
 
     try:
         payload = json.loads(Path(path).read_text())
@@ -428,7 +428,7 @@ def wall_clock(durations: list[float], slots: int) -> float:
     return max(free)
 
 
-def plan(
+def plan_sweep(
     sweep: Sweep,
     measurement: Measurement,
     *,

@@ -1,18 +1,30 @@
-"""Results: score files, human normalisation, rliable metrics with a fast stratified bootstrap,
-the paper's tables and figures, and the reproduction report of the pipeline's own runs.
+"""Results: the paper's tables and figures and the reproduction reports, from score files and
+run folders; independent of the agent (no torch).
 
-Entry points: `python -m rem.results paper|report` (or `rem results ...`); Python API:
-`load_scores`, `load_references`, `aggregate_intervals`, `profile_intervals`,
-`improvement_intervals`, `run_paper`, `write_report`.
+One concept per subpackage:
+
+- `stats`: pure functions on (runs x games) score arrays, no I/O: the score types, the
+  input checks, human normalisation, rliable's aggregate metrics and the fast stratified
+  bootstrap;
+- `render`: tables (CSV, Markdown, LaTeX), figures, file names in reports;
+- `protocols`: protocol records (what each side of a comparison ran) and their comparison;
+- `reports`: each report computed into a data object, then rendered: the paper's studies,
+  the reproduction report, the seed plan, the learning and pilot reports, agent comparisons.
+
+`score_files` reads the published score files and reference tables, `settings` the
+`results:` section of the workflow config, `commands` is `python -m rem.results`.
+
+Python API: `load_scores`, `load_references`, `Scores`, `References`, `ScoreFileError`.
 """
 
 __all__ = ["References", "ScoreFileError", "Scores", "load_references", "load_scores"]
 
 
 def __getattr__(name: str):
-    # Loaded on first use: `rem status` imports rem.results.runs and should not pay for numpy.
+    # Loaded on first use: the workflow imports rem.results modules at parse time and should
+    # not pay for numpy.
     if name in __all__:
-        from rem.results import scores
+        from rem.results import score_files
 
-        return getattr(scores, name)
+        return getattr(score_files, name)
     raise AttributeError(f"module 'rem.results' has no attribute {name!r}")

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from rem.results.protocols.records import warnings_text
 from rem.results.settings import (
     ResultsConfig,
     ResultsConfigError,
@@ -180,14 +181,15 @@ def _parallel(args: argparse.Namespace) -> int:
 
 
 def _paper(args: argparse.Namespace) -> int:
-    from rem.results.paper import run_paper
+    from rem.results.reports.paper import run_paper
 
     cfg = _settings(args)
     studies = ("main", "ablations") if args.study == "all" else (args.study,)
     start = time.perf_counter()
     written = run_paper(cfg, args.out, studies)
+    print(warnings_text(written.warnings), end="", file=sys.stderr)
     print(
-        f"rem.results paper: {len(written)} files in {args.out} "
+        f"rem.results paper: {len(written.files)} files in {args.out} "
         f"({time.perf_counter() - start:.1f} s; reps {cfg.reps_aggregates}/"
         f"{cfg.reps_profiles}/{cfg.reps_improvement}, seed {cfg.seed})"
     )
@@ -199,8 +201,11 @@ class UsageError(ValueError):
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rem.results.paths import display_path
-    from rem.results.report import write_partial_report, write_report
+    from rem.results.render.paths import display_path
+    from rem.results.reports.reproduction import (
+        write_partial_report,
+        write_reproduction_report,
+    )
 
     cfg = _settings(args)
     if not args.partial:
@@ -208,10 +213,11 @@ def _report(args: argparse.Namespace) -> int:
         if missing:
             flags = ", ".join("--" + f.replace("_", "-") for f in missing)
             raise UsageError(f"missing {flags} (or use --partial for a preliminary report)")
-        written = write_report(args.scores, args.runs_dir, args.out, cfg)
-        print(f"rem.results report: {len(written)} files in {display_path(args.out)}")
+        written = write_reproduction_report(args.scores, args.runs_dir, args.out, cfg)
+        print(warnings_text(written.warnings), end="", file=sys.stderr)
+        print(f"rem.results report: {len(written.files)} files in {display_path(args.out)}")
         return 0
-    from rem.results.runs import expected_runs, load_workflow_config, parse_run_keys
+    from rem.runs.sweep import expected_runs, load_workflow_config, parse_run_keys
 
     workflow = load_workflow_config(args.config)
     source = args.config or "config/config.yaml"
@@ -219,18 +225,20 @@ def _report(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or workflow.get("runs_dir", "runs")
     out = args.out or str(Path(workflow.get("results_dir", "results/runs")) / "partial")
     written = write_partial_report(runs_dir, expected, out, cfg, args.evaluations)
+    print(warnings_text(written.warnings), end="", file=sys.stderr)
     print(
-        f"rem.results report --partial: {len(written)} files in {display_path(out)} "
+        f"rem.results report --partial: {len(written.files)} files in {display_path(out)} "
         "(PRELIMINARY; coverage in coverage.csv)"
     )
     return 0
 
 
 def _plan_seeds(args: argparse.Namespace) -> int:
-    from rem.results import seeds
-    from rem.results.paths import display_path
-    from rem.results.scores import load_references, load_scores
-    from rem.results.studies import ABLATIONS, MAIN
+    from rem.results.render.paths import display_path
+    from rem.results.reports import seed_plan as seeds
+    from rem.results.reports.studies import ABLATIONS, MAIN
+    from rem.results.score_files import load_references, load_scores
+    from rem.results.stats.scores import normalize
 
     cfg = _settings(args)
     files = {a.label: a.file for a in (*MAIN, *ABLATIONS)}
@@ -245,7 +253,7 @@ def _plan_seeds(args: argparse.Namespace) -> int:
         known_games=refs.games,
         required_games=None,
     )
-    hns = refs.normalize(raw)
+    hns = normalize(refs, raw)
     game_sets = {}
     if set(refs.games) <= set(hns.games):
         game_sets[f"{len(refs.games)} games"] = refs.games
@@ -259,7 +267,7 @@ def _plan_seeds(args: argparse.Namespace) -> int:
     if any(n < 2 for n in args.runs):
         raise UsageError(f"--runs: every run count must be >= 2, got {args.runs}")
     start = time.perf_counter()
-    rows = seeds.plan(
+    rows = seeds.plan_seeds(
         hns, game_sets, tuple(args.runs), tuple(args.delta), cfg.seed_plan_reps, cfg.seed
     )
     checks = None
@@ -286,22 +294,20 @@ def _plan_seeds(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch; user errors (bad files, bad settings) print one line and return 2."""
-    from rem.results.protocol import ProtocolError
-    from rem.results.runs import RunsConfigError, ScoreError
-    from rem.results.scores import ScoreFileError
-    from rem.results.seeds import CheckCacheError
+    from rem.results.protocols.records import ProtocolError
+    from rem.results.reports.seed_plan import CheckCacheError
+    from rem.results.stats.types import ScoreFileError
+    from rem.runs.files import ScoreError
+    from rem.runs.sweep import SweepError
 
     errors = (ScoreFileError, ResultsConfigError, FileNotFoundError, ProtocolError,
-              RunsConfigError, ScoreError, UsageError, CheckCacheError)  # fmt: skip
+              SweepError, ScoreError, UsageError, CheckCacheError)  # fmt: skip
     if args.results_command == "report":
         # Only the report raises it; its module loads the plotting stack, which plan-seeds
         # does not need.
-        from rem.results.report import ReportError
+        from rem.results.reports.reproduction import ReportError
 
         errors += (ReportError,)
-    from rem.results.protocol import TERMINAL
-
-    TERMINAL.reset()  # each command prints its protocol warnings once
     try:
         return args.results_func(args)
     except errors as err:

@@ -37,8 +37,8 @@ def preload() -> None:
     import matplotlib.backends.backend_pdf  # noqa: F401
     import rliable.plot_utils  # noqa: F401
 
-    import rem.results.paper  # noqa: F401
-    import rem.results.seeds  # noqa: F401
+    import rem.results.reports.paper  # noqa: F401
+    import rem.results.reports.seed_plan  # noqa: F401
 
 
 def _child(argv: list[str], log: Path, run_one: Callable[[list[str]], int]) -> None:

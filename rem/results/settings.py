@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from rem.games import ABLATION_GAMES
-from rem.results.runs import read_yaml_mapping
-from rem.results.studies import extra_file
+from rem.results.reports.studies import extra_file
+from rem.runs.sweep import read_yaml_mapping
 
 # The paper's bootstrap repetitions (results.py, ablation_results.py).
 PAPER_REPS_AGGREGATES = 50_000

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rem.runs.files import read_metrics
 from rem.utils.atomic import atomic_write_text
 from rem.utils.disk_errors import guard
-from rem.utils.jsonl import read_jsonl
 from rem.utils.write_faults import maybe_refuse
 
 
@@ -24,15 +24,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The lines of a metrics file ([] when there is none yet); a torn last line left by a
-    kill is skipped, an earlier bad line raises rem.utils.jsonl.JsonlError."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return read_jsonl(path)
 
 
 class MetricsLogger:

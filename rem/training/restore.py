@@ -1,11 +1,13 @@
 """Open a run folder written by `rem train`: its game, config and trained agent.
 
-The one loader of run folders for every reader (`rem evaluate --checkpoint`, `rem wm-eval`,
-`rem play`, `rem video`). `read_run` reads the manifest (game and resolved config) without
+The one loader of run folders for every reader that needs torch (`rem evaluate --checkpoint`,
+`rem wm-eval`, `rem play`, `rem video`, `rem diagnose`); the folder's layout and its
+torch-free files are rem.runs'. `read_run` reads the manifest (game and resolved config) without
 loading any model, enough to browse a run's media; `load_agent` rebuilds the agent with
 `build_agent` for the run's own config, so every variant (no-POP world model, pixel
 actor-critic, 4x4 tokenizer) comes back as it trained, and loads the committed checkpoint's
-weights. Problems with the folder raise `RunDirError`, problems with the checkpoint
+weights; `open_run` does both, and `latest_replay` loads the replay of the newest committed
+checkpoint. Problems with the folder raise `RunDirError`, problems with the checkpoint
 `CheckpointError`, each naming what is missing and what to do.
 """
 
@@ -19,7 +21,14 @@ import torch
 
 from rem.config import Config, ConfigError, config_from_dict
 from rem.envs.atari import action_meanings, make_env
-from rem.training.checkpoint import CheckpointError, UnsafeStateError, load_checkpoint
+from rem.runs import layout
+from rem.training.checkpoint import (
+    REPLAY,
+    CheckpointError,
+    UnsafeStateError,
+    load_checkpoint,
+    read_latest,
+)
 from rem.training.run_dir import RunDir, RunDirError
 
 
@@ -35,7 +44,7 @@ class RunInfo:
 
     @property
     def media_dir(self) -> Path:
-        return self.path / "media"
+        return self.path / layout.MEDIA
 
     @property
     def episodes_dir(self) -> Path:
@@ -78,7 +87,7 @@ def load_agent(info: RunInfo, device: str | torch.device = "cpu") -> tuple[torch
     """
     from rem.models.agent import build_agent
 
-    checkpoints = info.path / "checkpoints"
+    checkpoints = info.path / layout.CHECKPOINTS
     try:
         state, _ = load_checkpoint(checkpoints, map_location=device, replay=False)
     except UnsafeStateError:
@@ -94,15 +103,32 @@ def load_agent(info: RunInfo, device: str | torch.device = "cpu") -> tuple[torch
     except RuntimeError as err:
         raise CheckpointError(
             f"the checkpoint in {checkpoints} does not fit the config in "
-            f"{info.path / 'manifest.json'}: {err}"
+            f"{info.path / layout.MANIFEST}: {err}"
         ) from err
     return agent.to(device).eval(), int(state["epoch"])
 
 
-def load_run_agent(
+def open_run(
     run_dir: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
     """-> (agent in eval mode, its config, the manifest with `checkpoint_epoch` added)."""
     info = read_run(run_dir)
     agent, epoch = load_agent(info, device)
     return agent, info.cfg, {**info.manifest, "checkpoint_epoch": epoch}
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The folder of the run's newest committed checkpoint; None before the first one."""
+    checkpoints = Path(run_dir) / layout.CHECKPOINTS
+    record = read_latest(checkpoints)
+    return None if record is None else checkpoints / record["name"]
+
+
+def latest_replay(run_dir: str | Path):
+    """The replay of the run's newest committed checkpoint (rem.data.replay.Replay)."""
+    from rem.data.replay import Replay
+
+    folder = latest_checkpoint(run_dir)
+    if folder is None:
+        raise CheckpointError(f"{run_dir} has no committed checkpoint yet: wait for the first one")
+    return Replay.load(folder / REPLAY)

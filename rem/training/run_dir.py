@@ -1,4 +1,6 @@
-"""The run folder contract and the run manifest.
+"""Writing a run folder: its lock, the run manifest, the final scores and the COMPLETED marker.
+
+The file names and the layout are rem.runs.layout's (the contract every reader shares):
 
     RUN_DIR/manifest.json   identity (game, variant, seed, resolved config) + provenance
     RUN_DIR/metrics.jsonl   one JSON line per epoch (the source of truth for curves)
@@ -35,6 +37,8 @@ from typing import Any
 import torch
 
 from rem.config import RETIRED_KEYS, Config
+from rem.runs import layout
+from rem.runs.files import ManifestError, read_manifest
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 from rem.utils.faults import maybe_kill
 from rem.utils.paths import repo_root
@@ -119,12 +123,12 @@ def device_info(device: torch.device) -> dict[str, Any]:
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.manifest = self.path / "manifest.json"
-        self.metrics = self.path / "metrics.jsonl"
-        self.checkpoints = self.path / "checkpoints"
-        self.media = self.path / "media"
-        self.scores = self.path / "scores.json"
-        self.completed = self.path / "COMPLETED"
+        self.manifest = self.path / layout.MANIFEST
+        self.metrics = self.path / layout.METRICS
+        self.checkpoints = self.path / layout.CHECKPOINTS
+        self.media = self.path / layout.MEDIA
+        self.scores = self.path / layout.SCORES
+        self.completed = self.path / layout.COMPLETED
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -134,7 +138,7 @@ class RunDir:
         """
         self.path.mkdir(parents=True, exist_ok=True)
         # O_RDWR without truncation: opening must not erase the holder's note before flock.
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(self.path / layout.LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         with os.fdopen(fd, "r+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -147,7 +151,7 @@ class RunDir:
                 ) from err
             except OSError as err:  # e.g. a shared file system mounted without flock support
                 raise RunDirError(
-                    f"cannot lock {self.path / '.lock'} ({err}): its file system does not "
+                    f"cannot lock {self.path / layout.LOCK} ({err}): its file system does not "
                     "support flock, so two trainers could write this run folder at once. Use a "
                     "run folder on a file system with flock (NFSv4; Lustre mounted with -o flock)"
                 ) from err
@@ -197,7 +201,7 @@ class RunDir:
             return f"{self.scores} belongs to another run {facts}"
         if count != (episodes, episodes):
             return f"{self.scores} holds {count[1]} returns, the config asks for {episodes}"
-        from rem.training.metrics import read_metrics
+        from rem.runs.files import read_metrics
 
         if not any(r.get("final") for r in read_metrics(self.metrics)):
             return f"{self.metrics} has no final-evaluation line"
@@ -218,7 +222,7 @@ class RunDir:
     def check_fresh_start(self, first_checkpoint: int) -> None:
         """Refuse to start from epoch 1 over a run that had committed a checkpoint: its
         metrics show an epoch after `first_checkpoint`, so checkpoints were lost."""
-        from rem.training.metrics import read_metrics
+        from rem.runs.files import read_metrics
 
         done = max((int(r.get("epoch", 0)) for r in read_metrics(self.metrics)), default=0)
         if done > first_checkpoint:
@@ -231,14 +235,14 @@ class RunDir:
 
     # what --retrain deletes: everything a run writes (the lock stays)
     RUN_FILES = (
-        "COMPLETED",
-        "scores.json",
-        "checkpoints",
-        "metrics.jsonl",
-        "media",
+        layout.COMPLETED,
+        layout.SCORES,
+        layout.CHECKPOINTS,
+        layout.METRICS,
+        layout.MEDIA,
         "tensorboard",
         "wandb",
-        "manifest.json",
+        layout.MANIFEST,
     )
 
     def wipe(self) -> list[str]:
@@ -256,13 +260,12 @@ class RunDir:
         return removed
 
     def read_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest.exists():
-            return None
         try:
-            return json.loads(self.manifest.read_text())
-        except ValueError as err:
+            return read_manifest(self.path)
+        except ManifestError as err:
             raise RunDirError(
-                f"{self.manifest} is not valid JSON ({err}); delete {self.path} to restart the run"
+                f"{self.manifest} is not valid JSON ({err.__cause__ or err}); delete {self.path} "
+                "to restart the run"
             ) from err
 
     def check_identity(self, identity: dict[str, Any]) -> None:

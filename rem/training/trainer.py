@@ -46,6 +46,7 @@ from rem.evaluation.world_model_eval import (
 )
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
+from rem.runs.files import read_metrics
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
 from rem.training.components import COMPONENTS, TOKENIZER, WORLD_MODEL, ComponentSpec
 from rem.training.health import (
@@ -57,7 +58,7 @@ from rem.training.health import (
     training_seconds,
 )
 from rem.training.media import EpisodeSaver, save_reconstructions
-from rem.training.metrics import MetricsLogger, read_metrics
+from rem.training.metrics import MetricsLogger
 from rem.training.run_dir import RunDir, device_info
 from rem.training.snapshot import save_snapshot
 from rem.training.step import optimizer_step, summarise_phase

@@ -5,7 +5,7 @@ rule collect:
     input:
         # scores.json is written by `rem train` just before its COMPLETED marker, but only the
         # marker is a declared output (see train.smk), so the markers are the inputs here.
-        markers=[f"{run_dir(v, g, s)}/COMPLETED" for v, g, s in RUNS],
+        markers=[completed_marker(*key) for key in RUNS],
         evaluations=(
             [score_file(v, g, s) for v, g, s in RUNS]
             if config["evaluation"]["episodes"]

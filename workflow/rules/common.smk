@@ -16,18 +16,22 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rem.config import ConfigError, available, load_config
-from rem.results.runs import (
-    RunsConfigError,
+from rem.results.settings import ResultsConfigError, results_config_from_dict
+from rem.results.reports.studies import cli_flags
+
+# The run folder and sweep contract (rem.runs): the same expansion of the config into runs,
+# the same run folders and file names as `rem status`, `rem plan` and the reports.
+from rem.runs.files import is_finished
+from rem.runs.layout import COMPLETED, SCORES, run_dir_text
+from rem.runs.sweep import (
+    SweepError,
     agent_preset,
     agent_resources,
+    check_games,
+    expected_runs,
+    schema_errors,
     variant_agent,
 )
-from rem.results.settings import ResultsConfigError, results_config_from_dict
-from rem.results.studies import cli_flags
-
-# GAME_SETS: named game sets a variant entry may use instead of a list (one definition, shared
-# with `rem status` / `rem plan`, which expand the same config into the same runs).
-from rem.games import GAME_SETS, UnknownGameError, check_game
 
 
 envvars:
@@ -86,12 +90,8 @@ def config_errors(cfg, schema_path):
     """Every schema violation of `cfg`, one key and its fix per entry (the message of a
     failed `check_config`)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(
-        validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]
-    )
     lines = []
-    for err in errors:
+    for err in schema_errors(cfg, schema):
         # `oneOf` failures are clearer as the single branch that matches the value's type.
         best = jsonschema.exceptions.best_match([err])
         if best.validator == "additionalProperties":
@@ -131,20 +131,13 @@ def resolve_variants(cfg):
                 f"  {where}: variant listed twice; merge the two entries into one"
             )
             continue
-        games = entry["games"]
-        if isinstance(games, str):
-            games = GAME_SETS[games]
-        checked = []
-        for game in games:
-            try:
-                checked.append(check_game(game))
-            except UnknownGameError as err:
-                problems.append(f"  {where}.games: {err}")
+        checked, errors = check_games(entry["games"])
+        problems += [f"  {where}.games: {err}" for err in errors]
         overrides = tuple(entry.get("overrides", []))
         agent = variant_agent(entry)
         try:
             preset = agent_preset(cfg, agent)
-        except RunsConfigError as err:
+        except SweepError as err:
             problems.append(f"  {where}: {err}")
             continue
         try:
@@ -182,9 +175,10 @@ def resolve_variants(cfg):
     return variants
 
 
-def runs(variants):
-    """Every (variant, game, seed) the config asks for, in a stable order."""
-    return [(v.name, g, s) for v in variants.values() for g in v.games for s in v.seeds]
+def runs(cfg):
+    """Every (variant, game, seed) the config asks for, in the workflow's order (rem.runs:
+    the expansion `rem status`, `rem plan` and the reports use); each a RunKey tuple."""
+    return expected_runs(cfg, "workflow config")
 
 
 def variant_of(wildcards):
@@ -204,14 +198,19 @@ def variant_of(wildcards):
 
 
 def run_dir(variant, game, seed):
-    return f"{RUNS_DIR}/{variant}/{game}/{seed}"
+    return run_dir_text(RUNS_DIR, variant, game, seed)
+
+
+def completed_marker(variant, game, seed):
+    """The run's COMPLETED marker: what a training job outputs (wildcards or values)."""
+    return f"{run_dir(variant, game, seed)}/{COMPLETED}"
 
 
 def score_file(variant, game, seed):
     """The trainer's RUN_DIR/scores.json, or the re-evaluation when evaluation.episodes is set."""
     if config["evaluation"]["episodes"]:
         return f"{RESULTS_DIR}/evaluations/{variant}/{game}/{seed}.json"
-    return f"{run_dir(variant, game, seed)}/scores.json"
+    return f"{run_dir(variant, game, seed)}/{SCORES}"
 
 
 def published_dir():
@@ -236,7 +235,7 @@ def results_settings():
 
 def results_flags():
     """Flags of `python -m rem.results report` from results_settings() (the same translation
-    as the paper rules', rem.results.studies.cli_flags)."""
+    as the paper rules', rem.results.reports.studies.cli_flags)."""
     return cli_flags(results_settings(), profiles=False)
 
 
@@ -289,12 +288,7 @@ def gpu_slots():
 
 # The preliminary report (workflow/rules/report.smk).
 def finished_score_files(wildcards):
-    return [
-        f"{run_dir(v, g, s)}/scores.json"
-        for v, g, s in RUNS
-        if os.path.exists(f"{run_dir(v, g, s)}/COMPLETED")
-        and os.path.exists(f"{run_dir(v, g, s)}/scores.json")
-    ]
+    return [f"{run_dir(*key)}/{SCORES}" for key in RUNS if is_finished(RUNS_DIR, key)]
 
 
 # The learning benchmark (workflow/rules/learning.smk).

@@ -8,7 +8,7 @@
 
 rule evaluate:
     input:
-        marker=f"{RUNS_DIR}/{{variant}}/{{game}}/{{seed}}/COMPLETED",
+        marker=completed_marker("{variant}", "{game}", "{seed}"),
     output:
         scores=f"{RESULTS_DIR}/evaluations/{{variant}}/{{game}}/{{seed}}.json",
     log:

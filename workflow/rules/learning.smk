@@ -25,7 +25,7 @@ rule random_baseline:
 
 rule wm_eval:
     input:
-        marker=f"{RUNS_DIR}/{{variant}}/{{game}}/{{seed}}/COMPLETED",
+        marker=completed_marker("{variant}", "{game}", "{seed}"),
     output:
         figures=f"{RESULTS_DIR}/world_model/{{variant}}/{{game}}/{{seed}}.json",
     log:
@@ -43,7 +43,9 @@ rule wm_eval:
 
 rule learning_report:
     input:
-        markers=lambda wc: variant_files(wc.variant, "{runs}/{v}/{g}/{s}/COMPLETED"),
+        markers=lambda wc: [
+            completed_marker(*key) for key in RUNS if key.variant == wc.variant
+        ],
         random=lambda wc: sorted(
             set(variant_files(wc.variant, "{results}/random/{g}.json"))
         ),

@@ -23,12 +23,18 @@
 import os
 import shlex
 
-from rem.results.studies import cli_flags, seed_plan_flags, study_inputs, study_outputs
+from rem.results.reports.studies import (
+    cli_flags,
+    seed_plan_flags,
+    study_inputs,
+    study_outputs,
+)
 
 PAPER_DIR = "results/paper"
 PAPER_LOGS = LOGS_DIR
-# The seed planner's check, stored per key of its inputs (rem.results.seeds.cached_check;
-# committed, so the paper target does not simulate again; delete a file to redo it).
+# The seed planner's check, stored per key of its inputs
+# (rem.results.reports.seed_plan.cached_check; committed, so the paper target does not
+# simulate again; delete a file to redo it).
 SEED_CHECK_CACHE = "results/cache/seed_check"
 # The `results:` section with the published folder filled in (common.smk: one definition).
 RESULTS_SETTINGS = results_settings()

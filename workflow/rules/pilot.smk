@@ -18,7 +18,7 @@ include: "pilot_functions.smk"
 
 rule pilot_wm_eval:
     input:
-        marker=f"{RUNS_DIR}/{{variant}}/{{game}}/{{seed}}/COMPLETED",
+        marker=completed_marker("{variant}", "{game}", "{seed}"),
     output:
         figures=f"{PILOT_DIR}/pilot_world_model/{{variant}}/{{game}}/{{seed}}/epoch_{{epoch}}.json",
     log:
@@ -38,9 +38,9 @@ rule pilot_wm_eval:
 
 rule pilot_solo:
     input:
-        markers=[f"{run_dir(v, g, s)}/COMPLETED" for v, g, s in RUNS],
+        markers=[completed_marker(*key) for key in RUNS],
     output:
-        marker=f"{PILOT_DIR}/solo/COMPLETED",
+        marker=f"{PILOT_DIR}/solo/{COMPLETED}",
     log:
         f"{LOGS_DIR}/pilot_solo.log",
     conda:
@@ -60,10 +60,10 @@ rule pilot_solo:
 
 rule pilot_report:
     input:
-        markers=[f"{run_dir(v, g, s)}/COMPLETED" for v, g, s in RUNS],
+        markers=[completed_marker(*key) for key in RUNS],
         world_model=lambda wc: pilot_wm_files(),
         random=sorted({f"{RESULTS_DIR}/random/{g}.json" for _, g, _ in RUNS}),
-        solo=lambda wc: [f"{PILOT_DIR}/solo/COMPLETED"] if pilot_solo_wanted() else [],
+        solo=lambda wc: [f"{PILOT_DIR}/solo/{COMPLETED}"] if pilot_solo_wanted() else [],
     output:
         markdown=report(
             f"{PILOT_DIR}/report/pilot.md",

@@ -2,7 +2,7 @@
 # (code: rem/results, `python -m rem.results report`). The figures and tables are also marked
 # for Snakemake's own HTML report: `snakemake --report results/runs/report.html` afterwards.
 
-from rem.results.studies import study_outputs
+from rem.results.reports.studies import study_outputs
 
 
 rule report:

@@ -17,7 +17,7 @@ if gpu_slots() > 1 and not workflow.remote_exec and GPUS_GIVEN is not None:
 
 rule train:
     output:
-        marker=f"{RUNS_DIR}/{{variant}}/{{game}}/{{seed}}/COMPLETED",
+        marker=completed_marker("{variant}", "{game}", "{seed}"),
     log:
         f"{LOGS_DIR}/train/{{variant}}/{{game}}/{{seed}}.log",
     benchmark:

@@ -54,7 +54,7 @@ for index, members in enumerate(PACKS):
         name:
             f"train_pack_{index}"
         output:
-            markers=[f"{run_dir(v, g, s)}/COMPLETED" for v, g, s in members],
+            markers=[completed_marker(*key) for key in members],
         log:
             f"{LOGS_DIR}/train_pack/{index}.log",
         benchmark:

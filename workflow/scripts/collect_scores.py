@@ -6,7 +6,7 @@ Run by Snakemake's `script:` directive (inputs from the `snakemake` object), or 
     python workflow/scripts/collect_scores.py --published results/published --out scores.csv \
         VARIANT:GAME:SEED:SCORE_JSON ...
 
-Columns (rem.results.runs.TIDY_COLUMNS): variant, game, seed, raw_score, hns, episodes.
+Columns (rem.results.reports.tidy.TIDY_COLUMNS): variant, game, seed, raw_score, hns, episodes.
 `raw_score` is the mean return over the run's final evaluation episodes (the Atari 100k
 protocol's per-run score); `hns` is the human-normalised score (raw - random) / (human -
 random) with the references of the published folder. A score file without returns, or with a
@@ -18,8 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rem.results.runs import ScoreError, score_table, table_csv
-from rem.results.scores import load_references
+from rem.results.reports.tidy import score_table, table_csv
+from rem.results.score_files import load_references
+from rem.runs.files import ScoreError
 from rem.utils.atomic import atomic_write_text
 
 

@@ -1,12 +1,12 @@
 """Snakemake `script:` of rule pilot_report: the pilot's figures and rules
-(rem.results.pilot), its cost and disk (rem.ops.pilot), rendered by rem.results.pilot_report."""
+(rem.results.reports.pilot), its cost and disk (rem.ops.pilot), rendered by rem.results.reports.pilot_report."""
 
 import sys
 from pathlib import Path
 
 from rem.ops.pilot import pilot_cost, pilot_disk
-from rem.results.pilot import build
-from rem.results.pilot_report import write
+from rem.results.reports.pilot import build
+from rem.results.reports.pilot_report import write
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
 with open(snakemake.log[0], "w") as log:

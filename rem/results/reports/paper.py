@@ -13,22 +13,14 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from rem.results import figures, tables
-from rem.results import protocol as P
-from rem.results.bootstrap import (
-    aggregate_intervals,
-    improvement_intervals,
-    profile_intervals,
-)
-from rem.results.paths import display_path
-from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
-from rem.results.settings import ResultsConfig
-from rem.results.studies import (
+from rem.results.protocols import records as P
+from rem.results.render import figures, tables
+from rem.results.render.paths import display_path
+from rem.results.reports.studies import (
     ABLATIONS,
     EXTRA_COLOURS,
     MAIN,
@@ -37,6 +29,16 @@ from rem.results.studies import (
     extra_file,
     study_outputs,
 )
+from rem.results.reports.written import Written
+from rem.results.score_files import load_references, load_scores
+from rem.results.settings import ResultsConfig
+from rem.results.stats.bootstrap import (
+    aggregate_intervals,
+    improvement_intervals,
+    profile_intervals,
+)
+from rem.results.stats.scores import normalize
+from rem.results.stats.types import References, ScoreFileError, Scores
 from rem.utils.atomic import atomic_write_text
 
 TAUS = np.linspace(0.0, 8.0, 201)
@@ -109,7 +111,11 @@ class StudyProtocols:
         self.reference = self.records[REFERENCE]
         self.others = [self.records[a.label] for a in algos if a.label != REFERENCE]
         self.title = title
-        P.TERMINAL.emit(title, P.mismatch_lines(self.reference, self.others))
+
+    @property
+    def warning(self) -> P.ProtocolWarning:
+        """The mismatches for the terminal (the study's files carry them too)."""
+        return P.ProtocolWarning(self.title, tuple(P.mismatch_lines(self.reference, self.others)))
 
     def markdown(self) -> str:
         section = P.markdown_section(self.reference, self.others)
@@ -210,18 +216,17 @@ def _intervals(cfg: ResultsConfig, hns: dict, others: list[str]) -> tuple:
     return agg, profiles, improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
 
 
-def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
+def run_main(cfg: ResultsConfig, out: Path) -> Written:
     refs = load_references(cfg.published_dir)
     games = refs.games
     algos, missing = main_algorithms(cfg)
-    for m in missing:
-        print(
-            f"rem.results: baseline {m!r} is listed in results.baselines_extra but "
-            f"{display_path(cfg.extra_path(m))} does not exist; leaving it out",
-            file=sys.stderr,
-        )
+    warnings: list[P.ProtocolWarning | str] = [
+        f"rem.results: baseline {m!r} is listed in results.baselines_extra but "
+        f"{display_path(cfg.extra_path(m))} does not exist; leaving it out"
+        for m in missing
+    ]
     raw = _load(cfg, algos, games, games)
-    hns = {name: refs.normalize(s) for name, s in raw.items()}
+    hns = {name: normalize(refs, s) for name, s in raw.items()}
     colours = figures.palette({a.label: a.colour for a in algos})
 
     baselines = [a.label for a in algos if a.label != REFERENCE]
@@ -263,15 +268,15 @@ def run_main(cfg: ResultsConfig, out: Path) -> list[Path]:
         figures.improvement_figure(poi, [colours[b] for b in baselines]),
         "probability_of_improvement",
     )
-    return [out / f for f in study_outputs("main")]
+    return Written([out / f for f in study_outputs("main")], [*warnings, protocols.warning])
 
 
-def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
+def run_ablations(cfg: ResultsConfig, out: Path) -> Written:
     refs = load_references(cfg.published_dir)
     games = _ablation_games(cfg, refs.games)
     algos = list(ABLATIONS)
     raw = _load(cfg, algos, games, refs.games)
-    hns = {name: refs.normalize(s) for name, s in raw.items()}
+    hns = {name: normalize(refs, s) for name, s in raw.items()}
     others = [a.label for a in algos if a.label != REFERENCE]
     protocols = StudyProtocols(cfg, algos, "ablations (REM vs each ablation)", "ablations_")
     agg, profiles, poi = _intervals(cfg, hns, others)
@@ -311,7 +316,7 @@ def run_ablations(cfg: ResultsConfig, out: Path) -> list[Path]:
         "ablations_probability_of_improvement",
     )
     save(figures.summary_figure(poi, agg, colours, REFERENCE), "ablations_summary")
-    return [out / f for f in study_outputs("ablations")]
+    return Written([out / f for f in study_outputs("ablations")], [protocols.warning])
 
 
 def _ablation_games(cfg: ResultsConfig, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -337,8 +342,8 @@ def _beyond_subset(
         full = load_scores(path, name=a.label, known_games=known, required_games=None)
         if set(full.games) > set(games):
             rem = _load(cfg, algos[:1], full.games, known)[REFERENCE]
-            wide[f"{REFERENCE} ({len(full.games)} games)"] = refs.normalize(rem)
-            wide[f"{a.label} ({len(full.games)} games)"] = refs.normalize(full)
+            wide[f"{REFERENCE} ({len(full.games)} games)"] = normalize(refs, rem)
+            wide[f"{a.label} ({len(full.games)} games)"] = normalize(refs, full)
     return wide
 
 
@@ -366,9 +371,10 @@ def _ablations_markdown(
 
 def run_paper(
     cfg: ResultsConfig, out: str | Path, studies: tuple[str, ...] = ("main", "ablations")
-) -> list[Path]:
+) -> Written:
+    """The studies' files into `out`; their warnings are returned for the caller to print."""
     out = Path(out)
-    written: list[Path] = []
+    written = Written()
     for study in studies:
         if study == "main":
             written += run_main(cfg, out)

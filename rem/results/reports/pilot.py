@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from rem.config import Config
-from rem.results.learning import WM_FIELDS, load_random, mean_ci, read_metrics
+from rem.results.reports.learning import WM_FIELDS, load_random, mean_ci, read_metrics
+from rem.runs import layout
+from rem.runs.files import read_manifest
 
 PHASES = ("collection", "tokenizer", "world_model", "actor_critic")
 PASSED, FAILED, NOT_YET = "passed", "failed", "not yet"
@@ -155,7 +157,7 @@ def _wm_figures(path: Path) -> dict[str, float]:
 def load_game(run: Path, wm_dir: Path, random: list[float], published_dir: Path) -> GameResult:
     """One pilot run's figures (finished or not: the rules then say `not yet`)."""
     game, seed = run.parent.name, int(run.name)
-    rows = [r for r in read_metrics(run / "metrics.jsonl") if not r.get("final")]
+    rows = [r for r in read_metrics(run / layout.METRICS) if not r.get("final")]
     recon = [
         (r["epoch"], r["tokenizer/eval/reconstruction_loss"])
         for r in rows
@@ -163,8 +165,8 @@ def load_game(run: Path, wm_dir: Path, random: list[float], published_dir: Path)
     ]
     tests = [(r["epoch"], *_ci(r["test/returns"])) for r in rows if r.get("test/returns")]
     final = None
-    if (run / "scores.json").is_file():
-        returns = [float(x) for x in json.loads((run / "scores.json").read_text())["returns"]]
+    if (run / layout.SCORES).is_file():
+        returns = [float(x) for x in json.loads((run / layout.SCORES).read_text())["returns"]]
         final = (*_ci(returns), len(returns))
     wm = {}
     for path in sorted(wm_dir.glob("epoch_*.json")):
@@ -326,13 +328,13 @@ def build(
     random = load_random(random_dir, games_seen)
     games = []
     for run in runs:
-        if not (run / "metrics.jsonl").is_file():
+        if not (run / layout.METRICS).is_file():
             raise PilotReportError(f"{run} has no metrics.jsonl: the run has not started")
         wm_dir = wm_root / run.parent.name / run.name
         games.append(load_game(run, wm_dir, random[run.parent.name], published_dir))
     rule_list = rules(games, sorted(wm_epochs), last_epoch)
     preset = "?"
-    manifest = runs[0] / "manifest.json"
-    if manifest.is_file():
-        preset = str(json.loads(manifest.read_text()).get("preset", "?"))
+    manifest = read_manifest(runs[0])
+    if manifest is not None:
+        preset = str(manifest.get("preset", "?"))
     return Pilot(preset, games, rule_list, verdict(rule_list), sorted(wm_epochs))

@@ -1,4 +1,5 @@
-"""Score files: loading, validation and human normalisation.
+"""Score files: loading and validation of published and extra score files and of the
+human/random reference tables.
 
 A score file is one JSON object, key = Atari 100k game, value = list of raw final scores, one
 per run (seed). The human/random reference files have the same shape with one value per game;
@@ -12,91 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rem.results.checks import (
-    ScoreFileError,
-    check_games_in_table,
-    check_matrix,
-    check_raw,
-    swapped_file_hint,
-)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Per-game scores of one algorithm: `runs[game]` is a float64 array (n_runs_of_game,).
-
-    Run counts may differ between games (the no-pop ablation has 3 to 5); nothing here pads
-    or truncates them.
-    """
-
-    name: str
-    games: tuple[str, ...]
-    runs: dict[str, np.ndarray]
-    source: str = ""
-
-    def run_counts(self) -> dict[str, int]:
-        return {g: len(self.runs[g]) for g in self.games}
-
-    @property
-    def balanced(self) -> bool:
-        return len(set(self.run_counts().values())) == 1
-
-    def matrix(self) -> np.ndarray:
-        """(runs, games) matrix, rliable's layout; only defined when every game has n runs."""
-        if not self.balanced:
-            raise ValueError(
-                f"{self.name}: unequal run counts per game {self.run_counts()}; "
-                "use the ragged code paths instead of a (runs x games) matrix"
-            )
-        return np.stack([self.runs[g] for g in self.games], axis=1)
-
-    def subset(self, games: tuple[str, ...] | list[str]) -> Scores:
-        missing = [g for g in games if g not in self.runs]
-        if missing:
-            raise ScoreFileError(f"{self.source or self.name}: no scores for games {missing}")
-        return Scores(self.name, tuple(games), {g: self.runs[g] for g in games}, self.source)
-
-    def renamed(self, name: str) -> Scores:
-        return Scores(name, self.games, self.runs, self.source)
-
-    @classmethod
-    def from_matrix(cls, array: np.ndarray, games: Sequence[str], name: str) -> Scores:
-        """A checked (runs, games) array -> Scores (e.g. from rliable's own data files)."""
-        a = check_matrix(array, games, name)
-        return cls(name, tuple(games), {g: a[:, i].copy() for i, g in enumerate(games)}, name)
-
-
-@dataclass(frozen=True)
-class References:
-    """Random and human reference scores per game: hns = (score - random) / (human - random)."""
-
-    random: dict[str, float]
-    human: dict[str, float]
-
-    @property
-    def games(self) -> tuple[str, ...]:
-        return tuple(sorted(self.human))
-
-    def normalize(self, scores: Scores) -> Scores:
-        """Raw -> human-normalised; refuses games missing from the tables and scores that
-        look normalised already (rem.results.checks)."""
-        check_games_in_table(scores, self)
-        check_raw(scores, self)
-        runs = {}
-        for g in scores.games:
-            runs[g] = (scores.runs[g] - self.random[g]) / (self.human[g] - self.random[g])
-        return Scores(scores.name, scores.games, runs, scores.source)
-
-    def hns(self, game: str, raw: float | np.ndarray) -> float | np.ndarray:
-        if game not in self.human:
-            raise ScoreFileError(f"unknown game {game!r}; known games: {', '.join(self.games)}")
-        return (raw - self.random[game]) / (self.human[game] - self.random[game])
+from rem.results.stats.checks import swapped_file_hint
+from rem.results.stats.types import References, ScoreFileError, Scores
 
 
 def _read_json_object(path: Path) -> dict:

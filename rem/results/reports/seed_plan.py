@@ -14,7 +14,7 @@ replacement from that game's published runs. Over many such experiments:
   IQM exceeds A's by delta (B = A's runs shifted by delta, an IQM shift of exactly delta).
 
 `simulate` checks these numbers the slow, direct way: it draws whole experiments, runs the
-stratified bootstrap (rem.results.bootstrap, rliable's resamples) on each and averages the
+stratified bootstrap (rem.results.stats.bootstrap, rliable's resamples) on each and averages the
 interval widths and detections (tests/test_results_seeds.py: widths agree within 10%).
 `cached_check` stores its result under a key of everything it reads (the runs, the rows'
 run counts and deltas, the settings, its code and numpy's version), so `snakemake paper`
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rem.results import aggregates as M
-from rem.results import bootstrap as B
-from rem.results.scores import Scores
+from rem.results.stats import aggregates as M
+from rem.results.stats import bootstrap as B
+from rem.results.stats.types import Scores
 
 DEFAULT_RUNS = (3, 5, 10, 20)
 DEFAULT_DELTAS = (0.05, 0.1, 0.2)
@@ -70,7 +70,7 @@ class PlanRow:
     false_positive: float = 0.0  # P(detect) when there is no difference (nominal 0.05)
 
 
-def plan(
+def plan_seeds(
     hns: Scores,
     game_sets: dict[str, tuple[str, ...]],
     runs: tuple[int, ...] = DEFAULT_RUNS,
@@ -122,7 +122,7 @@ def difference_interval(
     x: Scores, y: Scores, reps: int, seed: int, size: float = 0.95
 ) -> tuple[float, float]:
     """95% stratified-bootstrap CI of IQM(y) - IQM(x), x and y resampled independently
-    (rliable's scheme for a pair; the draws of rem.results.bootstrap)."""
+    (rliable's scheme for a pair; the draws of rem.results.stats.bootstrap)."""
     rs = np.random.RandomState(seed)
     lx, ly = M.layout(x), M.layout(y)
     highs = np.concatenate([lx.highs, ly.highs])
@@ -379,7 +379,7 @@ def write(
     seed: int,
     checks: list[CheckRow] | None,
 ) -> list[Path]:
-    from rem.results import figures, tables
+    from rem.results.render import figures, tables
     from rem.utils.atomic import atomic_write_text
 
     def csv_text(table: list[list[object]]) -> str:

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from rem.config import AGENTS
-from rem.results import protocol as P
-from rem.results import tables
-from rem.results.aggregates import METRIC_LABELS, METRICS
-from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
-from rem.results.scores import References, Scores
+from rem.results.protocols import records as P
+from rem.results.render import tables
 from rem.results.settings import ResultsConfig
+from rem.results.stats.aggregates import METRIC_LABELS, METRICS
+from rem.results.stats.bootstrap import Interval, aggregate_intervals, improvement_intervals
+from rem.results.stats.scores import normalize
+from rem.results.stats.types import References, Scores
 
 
 @dataclass
@@ -57,7 +58,7 @@ def compare_agents(
         if not games:
             continue
         hns = {
-            f"{side} ({a})": refs.normalize(src[a].subset(games).renamed(f"{side} ({a})"))
+            f"{side} ({a})": normalize(refs, src[a].subset(games).renamed(f"{side} ({a})"))
             for side, src in (("ours", ours), ("published", published))
             for a in (first, second)
         }

@@ -10,7 +10,7 @@ MT19937 hands out the same stream whether the (n_runs, n_games) blocks are reque
 a time or stacked, so for a balanced score set our resamples are exactly rliable's after
 `np.random.seed(seed)`, and the confidence intervals agree to rounding. Ragged sets (unequal
 runs per game) resample each game's own n_g runs (the `highs` array), which rliable cannot
-express; see rem.results.aggregates for the metric definitions.
+express; see rem.results.stats.aggregates for the metric definitions.
 
 Each algorithm (or pair) gets its own generator seeded with `seed`, so its intervals do not
 depend on which other algorithms are in the table: they equal rliable's for that algorithm
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rem.results import aggregates as M
-from rem.results.scores import Scores
+from rem.results.stats import aggregates as M
+from rem.results.stats.types import Scores
 
 CHUNK = 4096  # repetitions per vectorised block: bounds memory, keeps the RNG stream intact
 
@@ -55,7 +55,7 @@ def draw_indices(rs: np.random.RandomState, highs: np.ndarray, reps: int) -> np.
 
 def _check(scores) -> None:
     """The traps rliable does not catch: raw scores where normalised ones belong."""
-    from rem.results.checks import check_normalised
+    from rem.results.stats.checks import check_normalised
 
     for s in scores:
         check_normalised(s)
@@ -71,7 +71,7 @@ def aggregate_intervals(
 ) -> dict[str, Interval]:
     """Mean, median, IQM, optimality gap, #superhuman with stratified-bootstrap CIs.
 
-    scores: human-normalised (a set that looks raw is refused, rem.results.checks).
+    scores: human-normalised (a set that looks raw is refused, rem.results.stats.checks).
     """
     _check(scores.values())
     out = {}

@@ -11,7 +11,7 @@ temperature, after how many agent steps. Each score source gets a `Protocol`: on
 - Our runs: `runs_protocol` reads each run's manifest.json (the resolved config) plus the
   facts fixed in code (ale-py's registration of the env id, the test env's wrappers).
 
-`compare(a, b)` lists the fields on which two records differ, and the fields that cannot be
+`mismatches(a, b)` lists the fields on which two records differ, and the fields that cannot be
 compared because one side is unknown; every table, figure and report that puts sources side
 by side prints that list (`mismatch_lines`), and the CLI prints it once on the terminal.
 """
@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rem.runs.files import ManifestError, read_manifest
 
 PROTOCOLS_FILE = "protocols.yaml"
 UNKNOWN = "unknown"
@@ -138,7 +139,7 @@ class Mismatch:
     note: str = ""
 
 
-def compare(a: Protocol, b: Protocol) -> list[Mismatch]:
+def mismatches(a: Protocol, b: Protocol) -> list[Mismatch]:
     """Fields on which `a` and `b` differ, and fields that one of them does not know.
 
     The episode cap is compared in raw frames (27,000 agent steps at frame skip 4 equals
@@ -167,7 +168,7 @@ def compare(a: Protocol, b: Protocol) -> list[Mismatch]:
 
 def mismatch_summary(a: Protocol, b: Protocol) -> str:
     """One line: 'STORM vs REM: sticky-action probability 0.25 vs 0.0; ...; unknown: ...'."""
-    ms = compare(b, a)
+    ms = mismatches(b, a)
     diffs = [f"{LABELS[m.field]} {m.a} vs {m.b}" for m in ms if m.kind == "differs"]
     unknown = [LABELS[m.field] for m in ms if m.kind == "unknown"]
     parts = []
@@ -180,14 +181,14 @@ def mismatch_summary(a: Protocol, b: Protocol) -> str:
 
 def mismatch_lines(reference: Protocol, others: list[Protocol]) -> list[str]:
     """One line per other source that differs from (or cannot be compared with) reference."""
-    return [mismatch_summary(reference, o) for o in others if compare(o, reference)]
+    return [mismatch_summary(reference, o) for o in others if mismatches(o, reference)]
 
 
 def short_summary(reference: Protocol, others: list[Protocol]) -> list[str]:
     """Figure footers: 'STORM: sticky, no-ops, episodes (differ); 3 unknown'."""
     lines = []
     for o in others:
-        ms = compare(o, reference)
+        ms = mismatches(o, reference)
         if not ms:
             continue
         diffs = [SHORT[m.field] for m in ms if m.kind == "differs"]
@@ -203,7 +204,7 @@ def mismatch_rows(reference: Protocol, others: list[Protocol]) -> list[list[str]
     """CSV rows: source, reference, field, value, reference value, status."""
     rows = [["source", "reference", "field", "value", "reference_value", "status"]]
     for o in others:
-        for m in compare(o, reference):
+        for m in mismatches(o, reference):
             rows.append([o.name, reference.name, m.field, m.a, m.b, m.kind])
     return rows
 
@@ -236,7 +237,9 @@ def protocol_table(protocols: list[Protocol], reference: str | None = None) -> s
             v = p[f.name]
             text = v.text()
             differs = ref is not None and p is not ref and v.known
-            if differs and any(m.field == f.name and m.kind == "differs" for m in compare(p, ref)):
+            if differs and any(
+                m.field == f.name and m.kind == "differs" for m in mismatches(p, ref)
+            ):
                 text += " †"
             cells.append(text)
         lines.append(f"| {f.label} | " + " | ".join(cells) + " |")
@@ -259,28 +262,26 @@ def sources_markdown(protocols: list[Protocol]) -> str:
     return "\n".join(out)
 
 
-class TerminalWarnings:
-    """Prints each warning block once per process (several tables share one comparison)."""
+@dataclass(frozen=True)
+class ProtocolWarning:
+    """The protocol mismatches of one comparison, for the terminal of the command that made
+    it (the report's files carry them too)."""
 
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-
-    def reset(self) -> None:
-        """A new command: its warnings are printed again (once)."""
-        self.seen.clear()
-
-    def emit(self, title: str, lines: list[str]) -> None:
-        key = title + "\n".join(lines)
-        if not lines or key in self.seen:
-            return
-        self.seen.add(key)
-        print(f"protocol mismatches: {title}", file=sys.stderr)
-        for line in lines:
-            print(f"  {line}", file=sys.stderr)
-        print("", file=sys.stderr)
+    title: str
+    lines: tuple[str, ...]
 
 
-TERMINAL = TerminalWarnings()
+def warnings_text(warnings: list[ProtocolWarning | str]) -> str:
+    """What a command prints on stderr: one-line warnings as they are, each mismatch block
+    once (several tables share one comparison); '' when there is none."""
+    out, seen = [], set()
+    for w in warnings:
+        if isinstance(w, str):
+            out.append(w)
+        elif w.lines and w not in seen:
+            seen.add(w)
+            out += [f"protocol mismatches: {w.title}", *(f"  {line}" for line in w.lines), ""]
+    return "".join(line + "\n" for line in out)
 
 
 # ------------------------------------------------------------------ published records
@@ -510,10 +511,9 @@ def merge_runs(name: str, per_run: list[tuple[str, dict[str, Value]]], origin: s
     return Protocol(name, fields, origin, tuple(notes))
 
 
-def read_manifest(run_dir: Path) -> dict | None:
-    path = run_dir / "manifest.json"
+def run_manifest(run_dir: Path) -> dict | None:
+    """A run's manifest, or None when it has none or an unreadable one."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_manifest(run_dir)
+    except (OSError, ManifestError):
         return None
-    return data if isinstance(data, dict) else None

@@ -4,8 +4,7 @@ rliable takes a (runs x games) array per algorithm and answers with narrow, plau
 intervals whatever it is fed. These checks catch the usual mistakes before any metric:
 
 - runs and games swapped (`check_matrix`): a (games x runs) array, or a score file keyed by
-  run instead of by game (`swapped_file_hint`, used by rem.results.scores, which builds on
-  this module);
+  run instead of by game (`swapped_file_hint`, used by rem.results.score_files);
 - scores already human-normalised fed as raw (`check_raw`), or raw scores fed where
   normalised ones are expected (`check_normalised`);
 - a game missing from the normalisation table (`check_games_in_table`);
@@ -18,12 +17,10 @@ Each check raises `ScoreInputError` with one line that names the problem and the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # scores.py builds on these checks; the types are for annotations only
-    from rem.results.scores import References, Scores
+from rem.results.stats.types import References, ScoreInputError, Scores
 
 # A random policy scores at least this much on a game for the "already normalised" check:
 # human-normalised scores of a real agent are rarely above 10 in absolute value, raw
@@ -32,14 +29,6 @@ RAW_FLOOR = 10.0
 # Human-normalised scores above this on a game are raw scores fed as normalised ones
 # (the best Atari 100k agents reach ~10 on Krull/Boxing).
 HNS_CEILING = 50.0
-
-
-class ScoreFileError(ValueError):
-    """A score file is malformed; the message names the file, the game and the problem."""
-
-
-class ScoreInputError(ScoreFileError):
-    """Scores that rliable would accept but that are certainly the wrong thing."""
 
 
 def check_matrix(array: np.ndarray, games: Sequence[str], name: str = "scores") -> np.ndarray:
@@ -117,7 +106,7 @@ def check_normalised(scores: Scores) -> None:
             f"{scores.name}: looks like raw game scores, not human-normalised ones: "
             f"{len(big)} of {len(scores.games)} games have |score| > {HNS_CEILING:g} "
             f"(e.g. {big[0]}: {np.max(np.abs(scores.runs[big[0]])):g}); normalise first "
-            "(References.normalize)"
+            "(rem.results.stats.scores.normalize)"
         )
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from rem.ops.status import STATES, SweepStatus, coverage, fmt_duration
-from rem.ops.sweep import display_path
+from rem.ops.records import STATES, SweepStatus, coverage, fmt_duration
+from rem.runs.sweep import display_path
 from rem.training.disk import human
 
 STYLE = {

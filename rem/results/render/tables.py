@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rem.results.aggregates import METRIC_LABELS, METRICS
-from rem.results.bootstrap import Interval
-from rem.results.scores import References, Scores
+from rem.results.stats.aggregates import METRIC_LABELS, METRICS
+from rem.results.stats.bootstrap import Interval
+from rem.results.stats.types import References, Scores
 from rem.utils.atomic import atomic_write_text
 
 AGGREGATE_COLUMNS = ("algorithm", "metric", "estimate", "ci_low", "ci_high")

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rem.utils.jsonl import JsonlError, read_jsonl
+from rem.runs import files, layout
+from rem.utils.jsonl import JsonlError
 from rem.utils.paths import project_root as find_project_root
 
 BOOTSTRAP_REPS = 2000
@@ -56,7 +57,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Metrics lines of a run; a half-written last line (a run still writing) is skipped,
     an earlier bad line is an error naming it (rem.utils.jsonl)."""
     try:
-        return read_jsonl(path)
+        return files.read_metrics(path)
     except JsonlError as err:
         raise LearningReportError(str(err)) from err
 
@@ -70,12 +71,11 @@ def load_runs(runs_dir: Path, variant: str, wm_dir: Path | None = None) -> list[
             f"(snakemake --cores 2 --configfile config/learning.yaml learning)"
         )
     records = []
-    for scores_path in sorted(root.glob("*/*/scores.json")):
+    for scores_path in sorted(root.glob(f"*/*/{layout.SCORES}")):
         run = scores_path.parent
         game, seed = run.parent.name, int(run.name)
         scores = json.loads(scores_path.read_text())
-        manifest_path = run / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        manifest = files.read_manifest(run) or {}
         wm = None
         if wm_dir is not None:
             wm_path = wm_dir / variant / game / f"{seed}.json"
@@ -84,7 +84,7 @@ def load_runs(runs_dir: Path, variant: str, wm_dir: Path | None = None) -> list[
             RunRecord(
                 game,
                 seed,
-                read_metrics(run / "metrics.jsonl"),
+                read_metrics(run / layout.METRICS),
                 [float(r) for r in scores["returns"]],
                 wm,
                 manifest,
@@ -267,7 +267,7 @@ def _protocol_line(runs: list[RunRecord]) -> str:
     )
 
 
-def write_report(
+def write_learning_report(
     runs_dir: Path,
     variant: str,
     random_dir: Path,

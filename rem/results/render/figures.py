@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rem.results.aggregates import METRIC_LABELS, METRICS  # noqa: E402
-from rem.results.bootstrap import Interval  # noqa: E402
+from rem.results.stats.aggregates import METRIC_LABELS, METRICS
+from rem.results.stats.bootstrap import Interval
 from rem.utils.atomic import atomic_write_bytes  # noqa: E402
 
 STYLE = {

@@ -1,6 +1,6 @@
 """A synthetic sweep of run folders, to time `rem status` on the paper's 330 runs.
 
-    python -m rem.ops.synthetic DIR [--seed 0]
+    python tests/synthetic_sweep.py DIR [--seed 0]
     rem status --configfile DIR/config.yaml
 
 Writes DIR/config.yaml (the paper protocol's variants, runs_dir DIR/runs, logs_dir
@@ -9,7 +9,7 @@ paper config, one session), metrics.jsonl with full-size epoch lines (every key 
 epoch logs, test returns every 10th epoch), logs in the workflow's layout. About 40% of
 the runs are complete (600 epochs, final line, scores.json, COMPLETED), 30% stopped midway
 (no process holds them: they read as failed, the most expensive state: logs are read) and
-30% never started. Nothing here is used by training; it only feeds timing and tests.
+30% never started. A test fixture: nothing in rem/ uses it; it feeds timing and tests.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from rem.ops.sweep import DEFAULT_CONFIG, expand_runs, validate
-from rem.results.runs import RunKey
+from rem.runs.layout import COMPLETED, LOCK, MANIFEST, METRICS, SCORES, RunKey, run_path
+from rem.runs.sweep import DEFAULT_CONFIG, expand_runs, validate
 
 # The keys of one paper epoch line (rem.training.trainer), values filled per epoch.
 EPOCH_KEYS = (
@@ -86,17 +86,17 @@ def write_sweep(root: str | Path, seed: int = 0) -> Path:
         epochs = configs[key.variant]["run"]["epochs"]
         done = roll < 0.4
         last = epochs if done else rng.randint(1, epochs - 1)
-        folder = root / "runs" / key.variant / key.game / str(key.seed)
+        folder = run_path(root / "runs", key)
         folder.mkdir(parents=True)
         manifest = _manifest(key, configs[key.variant], cfg["preset"], done)
-        (folder / "manifest.json").write_text(json.dumps(manifest))
+        (folder / MANIFEST).write_text(json.dumps(manifest))
         lines = _metrics_lines(rng, last)
         if done:
             lines.append(json.dumps({"epoch": epochs} | FINAL_LINE))
-            (folder / "scores.json").write_text(json.dumps({"mean_return": 50.0}))
-            (folder / "COMPLETED").write_text("completed\n")
-        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-        (folder / ".lock").write_text("pid 4242 on host gpu-node-07, since 2026-01-01: rem train\n")
+            (folder / SCORES).write_text(json.dumps({"mean_return": 50.0}))
+            (folder / COMPLETED).write_text("completed\n")
+        (folder / METRICS).write_text("\n".join(lines) + "\n")
+        (folder / LOCK).write_text("pid 4242 on host gpu-node-07, since 2026-01-01: rem train\n")
         _write_logs(root, key, last, epochs, len(lines))
     return config_path
 
@@ -145,7 +145,7 @@ def _write_logs(root: Path, key: RunKey, last: int, epochs: int, n_lines: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rem.ops.synthetic", description=__doc__.split("\n\n")[0]
+        prog="python tests/synthetic_sweep.py", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("dir", help="empty folder to write the sweep into")
     parser.add_argument("--seed", type=int, default=0)

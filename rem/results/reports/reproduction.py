@@ -10,18 +10,17 @@ verdict (do the 95% CIs overlap?), and the evaluation-protocol fields on which o
 (their manifests) and the published runs (results/published/protocols.yaml) differ. Then
 learning curves with the published final scores beside them, and the run manifests. With
 two agents' own variants (rem and iris) in the table: agent against agent, rerun here under
-one protocol and as published (rem.results.agents).
+one protocol and as published (rem.results.reports.agents).
 
 `write_partial_report` is the preliminary version for a sweep still running: it reads the
 run folders directly, aggregates whatever runs have finished, labels every table, figure
 and page PRELIMINARY with its coverage (N of M runs per game and variant) and writes to its
-own folder. File names in the reports are relative to the project root (rem.results.paths).
+own folder. File names in the reports are relative to the project root (rem.results.render.paths).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,19 +28,31 @@ from pathlib import Path
 
 import numpy as np
 
-from rem.results import figures, tables
-from rem.results import protocol as P
-from rem.results.agents import AgentPair, agents_markdown, compare_agents, improvement_rows
-from rem.results.aggregates import METRIC_LABELS, METRICS
-from rem.results.bootstrap import Interval, aggregate_intervals, improvement_intervals
-from rem.results.checks import run_count_note
-from rem.results.paths import display_path
-from rem.results.runs import TIDY_COLUMNS, RunKey, ScoreError, finished_runs, read_score
-from rem.results.scores import References, ScoreFileError, Scores, load_references, load_scores
+from rem.results.protocols import records as P
+from rem.results.render import figures, tables
+from rem.results.render.paths import display_path
+from rem.results.reports.agents import AgentPair, agents_markdown, compare_agents, improvement_rows
+from rem.results.reports.studies import published_name, study_outputs
+from rem.results.reports.tidy import TIDY_COLUMNS
+from rem.results.reports.written import Written
+from rem.results.score_files import load_references, load_scores
 from rem.results.settings import ResultsConfig
-from rem.results.studies import published_name, study_outputs
+from rem.results.stats.aggregates import METRIC_LABELS, METRICS
+from rem.results.stats.bootstrap import Interval, aggregate_intervals, improvement_intervals
+from rem.results.stats.checks import run_count_note
+from rem.results.stats.scores import normalize
+from rem.results.stats.types import References, ScoreFileError, Scores
+from rem.runs import layout
+from rem.runs.files import (
+    ManifestError,
+    ScoreError,
+    finished_runs,
+    read_manifest,
+    read_metrics,
+    read_score,
+)
 from rem.utils.atomic import atomic_write_text
-from rem.utils.jsonl import JsonlError, read_jsonl
+from rem.utils.jsonl import JsonlError
 
 # metrics.jsonl keys, most preferred first: the reference's names, then what rem train logs.
 TEST_RETURN_KEYS = ("test_dataset/return", "test/return_mean", "test/return")
@@ -62,6 +73,10 @@ class Run:
     raw: float
     hns: float
     episodes: int
+
+    @property
+    def key(self) -> layout.RunKey:
+        return layout.RunKey(self.variant, self.game, self.seed)
 
 
 def read_tidy(path: str | Path, refs: References) -> list[Run]:
@@ -141,7 +156,9 @@ class Comparison:
 class ReportData:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    agent_pairs: list[AgentPair] = field(default_factory=list)  # REM vs IRIS (rem.results.agents)
+    agent_pairs: list[AgentPair] = field(
+        default_factory=list
+    )  # REM vs IRIS (rem.results.reports.agents)
 
     def add_agent_pairs(self, refs: References, cfg: ResultsConfig) -> None:
         """Agent against agent, rerun here and as published, from the comparisons' sets."""
@@ -152,7 +169,8 @@ class ReportData:
         self.agent_pairs = compare_agents(ours, published, refs, cfg, records)
 
 
-def compare(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData:
+def compare_runs(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData:
+    """Our runs of each variant against its published scores."""
     data = ReportData()
     pub_dir = Path(cfg.published_dir)
     for variant in sorted({r.variant for r in runs}):
@@ -177,7 +195,7 @@ def compare(runs: list[Run], refs: References, cfg: ResultsConfig) -> ReportData
             continue
         ours_raw = _scores(f"ours ({variant})", mine, games)
         pub_raw = pub.subset(games).renamed(f"published ({variant})")
-        hns = {s.name: refs.normalize(s) for s in (ours_raw, pub_raw)}
+        hns = {s.name: normalize(refs, s) for s in (ours_raw, pub_raw)}
         intervals = aggregate_intervals(hns, cfg.reps_aggregates, cfg.seed)
         pair = f"{ours_raw.name},{pub_raw.name}"
         poi = improvement_intervals(
@@ -224,7 +242,7 @@ def attach_protocols(
         for r in sorted(runs, key=lambda r: (r.game, r.seed)):
             if r.variant != c.variant or r.game not in c.games:
                 continue
-            man = P.read_manifest(runs_dir / r.variant / r.game / str(r.seed))
+            man = P.run_manifest(layout.run_path(runs_dir, r.key))
             if man is None:
                 missing.append(f"{r.game}/{r.seed}")
                 continue
@@ -265,7 +283,7 @@ def read_curves(
     points: dict[str, list[tuple[int, float]]] = {"test": [], "train": [], "final": []}
     last = 0
     try:
-        records = read_jsonl(metrics_path)  # a torn last line (a kill, a run writing) skipped
+        records = read_metrics(metrics_path)  # a torn last line (a kill, a run writing) skipped
     except JsonlError as err:
         return {}, f"{where}:{err.line}: not a JSON object (only the last line can be unfinished)"
     for rec in records:
@@ -305,14 +323,13 @@ def _short(value: object) -> str:
 
 def manifest_row(run_dir: Path, run: Run) -> dict[str, str]:
     row = {"variant": run.variant, "game": run.game, "seed": str(run.seed)}
-    path = run_dir / "manifest.json"
     try:
-        man = json.loads(path.read_text()) if path.is_file() else None
-    except ValueError:
+        man = read_manifest(run_dir)
+    except ManifestError:
         man = None
-        row["note"] = "manifest.json is not valid JSON"
+        row["note"] = f"{layout.MANIFEST} is not valid JSON"
     if man is None:
-        row.setdefault("note", "no manifest.json")
+        row.setdefault("note", f"no {layout.MANIFEST}")
         return row
     packages = man.get("packages") or man.get("versions") or {}
     git = man.get("git") or {}
@@ -365,8 +382,8 @@ MANIFEST_COLUMNS = (
 class Coverage:
     """Finished runs against the runs the config expects, per variant and game."""
 
-    expected: list[RunKey]
-    finished: set[RunKey]
+    expected: list[layout.RunKey]
+    finished: set[layout.RunKey]
 
     def cell(self, variant: str, game: str) -> tuple[int, int]:
         keys = [k for k in self.expected if k.variant == variant and k.game == game]
@@ -434,24 +451,23 @@ def report_files(partial: bool) -> list[str]:
     return study_outputs("partial" if partial else "report")
 
 
-def write_report(
+def write_reproduction_report(
     scores_csv: str | Path, runs_dir: str | Path, out: str | Path, cfg: ResultsConfig
-) -> list[Path]:
+) -> Written:
     """The final report from the workflow's tidy score table."""
     refs = load_references(cfg.published_dir)
     runs = read_tidy(scores_csv, refs)
-    return _write(
-        runs, Path(runs_dir), Path(out), cfg, refs, Path(scores_csv), coverage=None, notes=[]
-    )
+    inputs = ReportInputs(runs, Path(runs_dir), Path(out), cfg, refs, Path(scores_csv))
+    return render_report(compute_report(inputs))
 
 
 def write_partial_report(
     runs_dir: str | Path,
-    expected: list[RunKey],
+    expected: list[layout.RunKey],
     out: str | Path,
     cfg: ResultsConfig,
     evaluations: str | Path | None = None,
-) -> list[Path]:
+) -> Written:
     """The preliminary report: whatever expected runs have finished, never waiting and never
     failing on the others; a finished run whose score file is unreadable is left out with a
     note. Writes scores.csv and coverage.csv next to the report."""
@@ -462,23 +478,17 @@ def write_partial_report(
     evals = Path(evaluations) if evaluations is not None else None
     done = finished_runs(runs_dir, expected, evals)
     runs, notes, finished = [], [], set()
-    for f in done:
+    for key in done:
+        path = layout.score_file(runs_dir, key, evals)
         try:
-            raw, episodes = read_score(f.score_file, f.key.variant, f.key.game, f.key.seed)
+            raw, episodes = read_score(path, key)
         except ScoreError as err:
-            notes.append(f"left out: {err}".replace(str(f.score_file), display_path(f.score_file)))
+            notes.append(f"left out: {err}".replace(str(path), display_path(path)))
             continue
         runs.append(
-            Run(
-                f.key.variant,
-                f.key.game,
-                f.key.seed,
-                raw,
-                float(refs.hns(f.key.game, raw)),
-                episodes,
-            )
+            Run(key.variant, key.game, key.seed, raw, float(refs.hns(key.game, raw)), episodes)
         )
-        finished.add(f.key)
+        finished.add(key)
     coverage = Coverage(expected, finished)
     out.mkdir(parents=True, exist_ok=True)
     tidy = [list(TIDY_COLUMNS)] + [
@@ -489,7 +499,8 @@ def write_partial_report(
     )
     atomic_write_text(out / "coverage.csv", _csv_text(coverage.rows()))
     source = out / "scores.csv"
-    return _write(runs, runs_dir, out, cfg, refs, source, coverage=coverage, notes=notes)
+    inputs = ReportInputs(runs, runs_dir, out, cfg, refs, source, coverage, notes)
+    return render_report(compute_report(inputs))
 
 
 def _order(r: Run) -> tuple:
@@ -503,54 +514,70 @@ def _cov_fn(coverage: Coverage, vcol: int, gcol: int):
     return fn
 
 
-def _write(
-    runs: list[Run],
-    runs_dir: Path,
-    out: Path,
-    cfg: ResultsConfig,
-    refs: References,
-    source: Path,
-    *,
-    coverage: Coverage | None,
-    notes: list[str],
-) -> list[Path]:
-    """Every file of a report (final or, with `coverage`, preliminary) into `out`."""
-    data = compare(runs, refs, cfg) if runs else ReportData()
-    notes = notes + data.notes + attach_protocols(data, runs, runs_dir, cfg)
-    data.add_agent_pairs(refs, cfg)
+@dataclass
+class ReportInputs:
+    """What a reproduction report reads: our scored runs, their folders, the published
+    references and settings, and where the report goes."""
+
+    runs: list[Run]
+    runs_dir: Path
+    out: Path
+    cfg: ResultsConfig
+    refs: References
+    source: Path  # the score table the runs come from
+    coverage: Coverage | None = None  # set: a preliminary report
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        title = "reproduction report (ours vs published)"
+        return title if self.coverage is None else "preliminary " + title
+
+
+@dataclass
+class Reproduction:
+    """A reproduction report computed, before anything is written: the comparisons, the
+    runs' curves and manifest rows, the notes and the protocol warning."""
+
+    inputs: ReportInputs
+    data: ReportData
+    curves: dict[str, dict[str, list]]
+    manifests: list[dict[str, str]]
+    notes: list[str]
+
+    @property
+    def warning(self) -> P.ProtocolWarning:
+        lines = [line for c in self.data.comparisons for line in c.protocol_lines()]
+        return P.ProtocolWarning(self.inputs.title, tuple(lines))
+
+
+def compute_report(inputs: ReportInputs) -> Reproduction:
+    """Every figure of a report (final or, with `coverage`, preliminary), nothing written."""
+    runs, cfg = inputs.runs, inputs.cfg
+    data = compare_runs(runs, inputs.refs, cfg) if runs else ReportData()
+    notes = inputs.notes + data.notes + attach_protocols(data, runs, inputs.runs_dir, cfg)
+    data.add_agent_pairs(inputs.refs, cfg)
+    curves, manifests, curve_notes = _run_curves(runs, inputs.runs_dir, inputs.out)
+    return Reproduction(inputs, data, curves, manifests, notes + curve_notes)
+
+
+def render_report(rep: Reproduction) -> Written:
+    """Every file of a computed report into its `out`; its warning for the caller."""
+    inputs, data = rep.inputs, rep.data
+    coverage, out = inputs.coverage, inputs.out
     out.mkdir(parents=True, exist_ok=True)
-    protocol_lines = [line for c in data.comparisons for line in c.protocol_lines()]
-    title = "reproduction report (ours vs published)"
-    if coverage is not None:
-        title = "preliminary " + title
-    P.TERMINAL.emit(title, protocol_lines)
-    intervals = _write_tables(data, refs, coverage, out)
-    curves, manifests, curve_notes = _run_curves(runs, runs_dir, out)
+    intervals = _write_tables(data, inputs.refs, coverage, out)
     man_rows = [list(MANIFEST_COLUMNS)] + [
-        [m.get(col, "") for col in MANIFEST_COLUMNS] for m in manifests
+        [m.get(col, "") for col in MANIFEST_COLUMNS] for m in rep.manifests
     ]
     atomic_write_text(
         out / "runs.csv",
         _csv_text(_with_status(man_rows, coverage, _cov_fn(coverage, 0, 1) if coverage else None)),
     )
-    _write_figures(runs, data, curves, intervals, coverage, out)
+    _write_figures(inputs.runs, data, rep.curves, intervals, coverage, out)
     atomic_write_text(out / "protocols.md", _protocols_page(data, coverage))
-    atomic_write_text(
-        out / "reproduction.md",
-        _markdown(
-            source,
-            runs_dir,
-            out,
-            runs,
-            data,
-            refs,
-            cfg,
-            manifests=manifests,
-            notes=notes + curve_notes,
-            coverage=coverage,
-        ),
-    )
-    return [out / f for f in report_files(coverage is not None)]
+    atomic_write_text(out / "reproduction.md", _markdown(rep))
+    return Written([out / f for f in report_files(coverage is not None)], [rep.warning])
 
 
 def _per_game_rows(data: ReportData, refs: References) -> list[list[object]]:
@@ -636,8 +663,8 @@ def _run_curves(
     curves: dict[str, dict[str, list]] = {}
     manifests, notes = [], []
     for run in sorted(runs, key=_order):
-        run_dir = runs_dir / run.variant / run.game / str(run.seed)
-        got, note = read_curves(run_dir / "metrics.jsonl", out)
+        run_dir = layout.run_path(runs_dir, run.key)
+        got, note = read_curves(run_dir / layout.METRICS, out)
         if note:
             notes.append(note)
         last = got.pop("last", None)
@@ -709,33 +736,27 @@ def _protocols_page(data: ReportData, coverage: Coverage | None) -> str:
     return "\n".join(md) + "\n"
 
 
-def _markdown(
-    source: Path,
-    runs_dir: Path,
-    out: Path,
-    runs: list[Run],
-    data: ReportData,
-    refs: References,
-    cfg: ResultsConfig,
-    *,
-    manifests,
-    notes: list[str],
-    coverage: Coverage | None,
-) -> str:
+def _markdown(rep: Reproduction) -> str:
     """reproduction.md: the inputs, protocol warnings, one section per compared variant,
     the figures, the runs and the notes."""
-    md = _intro(source, out, runs, cfg, coverage)
-    md += _protocol_warnings(runs, data)
+    inputs, data = rep.inputs, rep.data
+    md = _intro(inputs)
+    md += _protocol_warnings(inputs.runs, data)
     for c in data.comparisons:
-        md += _comparison_section(c, refs, coverage)
+        md += _comparison_section(c, inputs.refs, inputs.coverage)
     md += agents_markdown(data.agent_pairs)
-    md += _closing(runs_dir, out, manifests, notes)
+    md += _closing(inputs.runs_dir, inputs.out, rep.manifests, rep.notes)
     return "\n".join(md)
 
 
-def _intro(
-    source: Path, out: Path, runs: list[Run], cfg: ResultsConfig, coverage: Coverage | None
-) -> list[str]:
+def _intro(inputs: ReportInputs) -> list[str]:
+    source, out, runs, cfg, coverage = (
+        inputs.source,
+        inputs.out,
+        inputs.runs,
+        inputs.cfg,
+        inputs.coverage,
+    )
     variants = sorted({r.variant for r in runs})
     games = sorted({r.game for r in runs})
     seeds = sorted({r.seed for r in runs})

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from rliable import metrics as rly_metrics
 
-from rem.results.scores import Scores
+from rem.results.stats.types import Scores
 
 # Output order and names of the aggregate metrics (aggregates.csv `metric` column).
 METRICS = ("mean", "median", "iqm", "optimality_gap", "superhuman")

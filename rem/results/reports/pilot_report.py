@@ -1,4 +1,4 @@
-"""Render a `rem.results.pilot.Pilot`: pilot.md, pilot.json and two figures.
+"""Render a `rem.results.reports.pilot.Pilot`: pilot.md, pilot.json and two figures.
 
 pilot_learning.png      per game: test return per evaluation with 95% CIs, the random policy
                   as a band, the published final scores far above as a band (their
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rem.results.pilot import Pilot
+from rem.results.reports.pilot import Pilot
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 
 
