@@ -102,6 +102,14 @@ def test_wm_map_writes_the_map_and_reuses_its_cache(tmp_path):
     assert " update 2:" not in again.stdout and "tokenizer_" not in again.stdout  # no training
     assert len((out / "wm_map.csv").read_text().splitlines()) == 1 + 3  # cut at 2 updates
 
+    only = ["--configs", "base", "layers5", "--cached-only", "--frames", "150", "--out", str(out)]
+    cached = bench("wm_map", "--games", "Catch", *only)
+    assert cached.returncode == 0, cached.stderr[-2000:]
+    assert (
+        "layers5: not in the cache, left out" in cached.stdout and " update 2:" not in cached.stdout
+    )
+    assert "| Catch  | base " in (out / "wm_map.md").read_text()
+
 
 def test_wm_map_bad_game_is_one_line_before_any_work(tmp_path):
     proc = bench("wm_map", "--games", "Catch", "Pongg", "--out", str(tmp_path / "m"))

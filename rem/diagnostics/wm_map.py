@@ -267,6 +267,9 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
     rows = []
     for point in points:
         path = args.out / f"fit_{game}_{point.name}.json"
+        if args.cached_only and not path.exists():
+            print(f"  {point.name}: not in the cache, left out", flush=True)
+            continue
         if path.exists():  # a cached point with a larger budget is cut at this one's
             result = json.loads(path.read_text())
             result["rows"] = [r for r in result["rows"] if within_budget(r, args)]
@@ -282,13 +285,13 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             }
             atomic_write_text(path, json.dumps(result, indent=1) + "\n")
         result["config"].setdefault("agent", "rem")  # a point cached before IRIS's was added
-        if "codes_used" not in result:  # a point cached before the count was kept
+        if "codes_used" not in result and not args.cached_only:  # cached before it was kept
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
             tokens, _ = encode_episodes(frozen_tokenizer(cfg, game, point, frames, args), episodes)
             result["codes_used"] = int(torch.cat(tokens).unique().numel())
             cached = json.loads(path.read_text()) | {"codes_used": result["codes_used"]}
             atomic_write_text(path, json.dumps(cached, indent=1) + "\n")  # kept for next time
-        codes = {"codes_used": result["codes_used"]}
+        codes = {"codes_used": result.get("codes_used")}
         rows += [{"game": game, **result["config"], **codes, **row} for row in result["rows"]]
     return rows
 
@@ -317,7 +320,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                 "final accuracy": last["accuracy"],
                 "repeat": last["repeat"],
                 "CPU-s per update": round(last["cpu_s"] / last["updates"], 3),
-                "codes in use": int(last["codes_used"]),
+                "codes in use": "n/a" if pd.isna(last["codes_used"]) else int(last["codes_used"]),
             }
         )
     return pd.DataFrame(out)
@@ -356,6 +359,8 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
     p.add_argument("--max-updates", type=int, default=4000)
     p.add_argument("--max-cpu-s", type=float, default=300.0, help="per configuration")
     p.add_argument("--every", type=int, default=250, help="score every N updates")
+    p.add_argument("--cached-only", action="store_true",
+                   help="build the map from the points cached in --out, training nothing")  # fmt: skip
     p.add_argument("--preset", default="toy", help="the rest of the config (only its schedule-"
                    "independent world-model keys matter: context, dropout)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
