@@ -333,16 +333,20 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     games = list(dict.fromkeys(table["game"]))
+    # one colour per configuration in every panel, one legend for all of them
+    colors = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(table["name"]))}
     fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
         rows = table[table["game"] == game]
         for name, curve in rows.groupby("name", sort=False):
-            ax.plot(curve["cpu_s"] / 60, curve["accuracy"] - curve["repeat"], label=name)
+            gap = curve["accuracy"] - curve["repeat"]
+            ax.plot(curve["cpu_s"] / 60, gap, color=colors[name], label=name)
         ax.axhline(0.0, color="black", lw=0.8, ls="--")
         ax.set(title=game, xlabel="CPU-minutes of world-model training",
                ylabel="held-out accuracy − repeat previous frame")  # fmt: skip
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=c, label=n) for n, c in colors.items()]
+    fig.legend(handles=handles, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
