@@ -16,6 +16,15 @@ from rem.results.reports.pilot import Pilot
 from rem.utils.atomic import atomic_write_json, atomic_write_text
 
 
+def _save_with_legend(plt, fig, ax, path: Path, *, top: float) -> None:
+    """One legend above the panels (from `ax`'s lines), then write and close the figure."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plt():
     import matplotlib
 
@@ -50,11 +59,7 @@ def plot_learning(pilot: Pilot, path: Path) -> None:
         low.set_xlabel("epoch")
     axes[0][0].set_ylabel("episode return")
     axes[1][0].set_ylabel("tokenizer reconstruction error")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_with_legend(plt, fig, axes[0][0], path, top=0.93)
 
 
 def plot_world_model(pilot: Pilot, path: Path) -> None:
@@ -70,11 +75,7 @@ def plot_world_model(pilot: Pilot, path: Path) -> None:
         ax.set_title(g.game)
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("next-frame token accuracy")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_with_legend(plt, fig, axes[0][0], path, top=0.88)
 
 
 def _f(x: float, digits: int = 3) -> str:
