@@ -110,6 +110,11 @@ def test_wm_map_writes_the_map_and_reuses_its_cache(tmp_path):
     )
     assert "| Catch  | base " in (out / "wm_map.md").read_text()
 
+    (out / "fit_Catch_base.json").write_text('{"rows": [')  # a torn cache file
+    torn = bench("wm_map", "--games", "Catch", *only)
+    assert torn.returncode == 2 and "Traceback" not in torn.stderr, torn.stderr[-2000:]
+    assert "fit_Catch_base.json is not a readable fit" in torn.stderr and "delete it" in torn.stderr
+
 
 def test_wm_map_bad_game_is_one_line_before_any_work(tmp_path):
     proc = bench("wm_map", "--games", "Catch", "Pongg", "--out", str(tmp_path / "m"))

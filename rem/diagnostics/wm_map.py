@@ -271,7 +271,7 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
             print(f"  {point.name}: not in the cache, left out", flush=True)
             continue
         if path.exists():  # a cached point with a larger budget is cut at this one's
-            result = json.loads(path.read_text())
+            result = read_cached_fit(path)
             result["rows"] = [r for r in result["rows"] if within_budget(r, args)]
         else:
             cfg = load_config(args.preset, None, BASE_OVERRIDES + point.overrides())
@@ -294,6 +294,22 @@ def run_game(game: str, points: list[WMConfig], args) -> list[dict]:
         codes = {"codes_used": result.get("codes_used")}
         rows += [{"game": game, **result["config"], **codes, **row} for row in result["rows"]]
     return rows
+
+
+class CacheError(ValueError):
+    """A cached fit in `--out` that cannot be read."""
+
+
+def read_cached_fit(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text())
+        result["rows"], result["config"]  # noqa: B018 - both must be there
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CacheError(
+            f"{path} is not a readable fit ({type(err).__name__}: {err}); delete it and "
+            "rerun to fit that point again"
+        ) from None
+    return result
 
 
 def within_budget(row: dict, args) -> bool:
@@ -391,7 +407,7 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    return one_line_errors(run, argv, prog or "wm_map", (UnknownGameError, ConfigError))
+    return one_line_errors(run, argv, prog or "wm_map", (UnknownGameError, ConfigError, CacheError))
 
 
 if __name__ == "__main__":
