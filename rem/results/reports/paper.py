@@ -364,7 +364,7 @@ def _ablations_markdown(
             wide_agg,
             "REM vs ablations with runs beyond the subset, on all the games they cover. Run "
             f"counts differ per game ({counts}); each game keeps equal weight "
-            "(see rem/results/aggregates.py).",
+            "(see rem/results/stats/aggregates.py).",
         )
     return md
 
