@@ -1,4 +1,4 @@
-"""The learning benchmark's report (rem/results/learning.py) and its Snakemake target."""
+"""The learning benchmark's report (rem/results/reports/learning.py) and its Snakemake target."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from rem.results.reports.learning import (
     load_random,
     mean_ci,
     read_metrics,
+    seed_returns_table,
     write_learning_report,
 )
 
@@ -57,6 +58,29 @@ def test_verdicts_follow_the_confidence_intervals():
     assert table.loc["Boxing", "agent_seed_means"] == "22.0 / 22.0"
     assert table.loc["Pong", "verdict"] == "not distinguishable (CIs overlap)"
     assert table.loc["Krull", "verdict"] == "below random (CIs disjoint)"
+
+
+def test_each_seed_gets_its_own_verdict_where_the_pooled_one_hides_a_failed_seed():
+    """Two strong seeds carry the pooled CI above random; the failed third seed must still
+    show as its own run below random (the learning targets count seeds)."""
+    strong = [6.0, 7.0, 8.0, 6.0, 7.0, 8.0] * 6
+    runs = [
+        _record("Catch", 0, strong),
+        _record("Catch", 1, strong),
+        _record("Catch", 2, [-8.0, -7.0, -6.0, -8.0, -7.0, -6.0] * 6),
+    ]
+    random = {"Catch": [-6.0, -4.0, -5.0, -3.0, -5.0, -4.0] * 16}
+    pooled = final_returns_table(runs, random)
+    assert pooled.verdict[0] == "beats random (CIs disjoint)"
+    seeds = seed_returns_table(runs, random).set_index("seed")
+    assert list(seeds.verdict) == [
+        "beats random (CIs disjoint)",
+        "beats random (CIs disjoint)",
+        "below random (CIs disjoint)",
+    ]
+    assert seeds.loc[2, "episodes"] == 36
+    assert seeds.loc[0, "mean"] == pytest.approx(7.0)
+    assert seeds.loc[0, "ci_low"] < 7.0 < seeds.loc[0, "ci_high"]
 
 
 def test_half_written_last_metrics_line_is_skipped_but_a_broken_middle_line_is_an_error(tmp_path):
@@ -116,6 +140,8 @@ def test_report_from_a_real_run_random_baseline_and_wm_eval(quick_run_dir, tmp_p
     assert (out / "learning_curves.png").stat().st_size > 10_000
     text = (out / "learning.md").read_text()
     assert "preset `quick`" in text and game in text and "of 1 games" in text
+    assert "of 1 runs** (each seed alone)" in text
+    assert pd.read_csv(out / "seed_returns.csv").seed.tolist() == [seed]
     assert str(tmp_path) not in text  # paths relative to the project root
 
 

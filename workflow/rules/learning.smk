@@ -59,6 +59,7 @@ rule learning_report:
             labels={"file": "learning.md"},
         ),
         finals=f"{RESULTS_DIR}/report/{{variant}}/final_returns.csv",
+        seeds=f"{RESULTS_DIR}/report/{{variant}}/seed_returns.csv",
         world_model=f"{RESULTS_DIR}/report/{{variant}}/world_model.csv",
         curves=report(
             f"{RESULTS_DIR}/report/{{variant}}/learning_curves.png",

@@ -8,7 +8,8 @@ Inputs (the `learning` target of the workflow writes all three):
 - world-model figures `<world_model>/<variant>/<game>/<seed>.json` of `rem wm-eval --json`.
 
 Outputs in `out/`: `final_returns.csv` (per game: agent and random mean return with 95%
-bootstrap CIs over episodes, per-seed means, verdict), `world_model.csv`, `learning_curves.png`
+bootstrap CIs over episodes, per-seed means, verdict), `seed_returns.csv` (the same verdict
+for each seed alone), `world_model.csv`, `learning_curves.png`
 (test return per evaluation and train return per epoch, one line per seed, the random policy
 as a band) and `learning.md` that puts them together.
 
@@ -43,7 +44,9 @@ class LearningReportError(ValueError):
 
 @dataclass
 class RunRecord:
-    """One finished training run: its per-epoch metrics and its final test returns."""
+    """One finished training run as the learning report reads it from its run folder: its
+    per-epoch metrics, final test returns and optional world-model evaluation. The
+    reproduction report's `Run` is one row of the tidy score table instead (no metrics)."""
 
     game: str
     seed: int
@@ -132,12 +135,6 @@ def final_returns_table(runs: list[RunRecord], random: dict[str, list[float]]) -
         agent = [x for r in game_runs for x in r.final_returns]
         a_mean, a_lo, a_hi = mean_ci(agent)
         r_mean, r_lo, r_hi = mean_ci(random[game])
-        if a_lo > r_hi:
-            verdict = "beats random (CIs disjoint)"
-        elif a_hi < r_lo:
-            verdict = "below random (CIs disjoint)"
-        else:
-            verdict = "not distinguishable (CIs overlap)"
         rows.append(
             {
                 "game": game,
@@ -153,10 +150,46 @@ def final_returns_table(runs: list[RunRecord], random: dict[str, list[float]]) -
                 "random_mean": r_mean,
                 "random_ci_low": r_lo,
                 "random_ci_high": r_hi,
-                "verdict": verdict,
+                "verdict": verdict(a_lo, a_hi, r_lo, r_hi),
             }
         )
     return pd.DataFrame(rows)
+
+
+def seed_returns_table(runs: list[RunRecord], random: dict[str, list[float]]) -> pd.DataFrame:
+    """Per run (game, seed): its own final mean return and CI against the random policy's.
+
+    The learning benchmark's targets count seeds ("3 of 3 seeds above random"), which the
+    pooled table cannot show: one strong seed can carry a pooled CI above random.
+    """
+    rows = []
+    for run in sorted(runs, key=lambda r: (r.game, r.seed)):
+        a_mean, a_lo, a_hi = mean_ci(run.final_returns)
+        _, r_lo, r_hi = mean_ci(random[run.game])
+        rows.append(
+            {
+                "game": run.game,
+                "seed": run.seed,
+                "episodes": len(run.final_returns),
+                "mean": a_mean,
+                "ci_low": a_lo,
+                "ci_high": a_hi,
+                "verdict": verdict(a_lo, a_hi, r_lo, r_hi),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+BEATS = "beats random (CIs disjoint)"
+
+
+def verdict(a_lo: float, a_hi: float, r_lo: float, r_hi: float) -> str:
+    """The agent's CI [a_lo, a_hi] against the random policy's [r_lo, r_hi]."""
+    if a_lo > r_hi:
+        return BEATS
+    if a_hi < r_lo:
+        return "below random (CIs disjoint)"
+    return "not distinguishable (CIs overlap)"
 
 
 # Figures of `rem wm-eval --json` shown in the report: (column, key path in the JSON).
@@ -282,13 +315,15 @@ def write_learning_report(
     games = sorted({r.game for r in runs})
     random = load_random(random_dir, games)
     finals = final_returns_table(runs, random)
+    seeds = seed_returns_table(runs, random)
     wm = world_model_table(runs)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "final_returns.csv", finals.to_csv(index=False, float_format="%.3f"))
+    atomic_write_text(out / "seed_returns.csv", seeds.to_csv(index=False, float_format="%.3f"))
     atomic_write_text(out / "world_model.csv", wm.to_csv(index=False, float_format="%.4f"))
     plot_curves(runs, random, out / "learning_curves.png")
     inputs = [_relative(p, project_root) for p in (runs_dir / variant, random_dir) if p.exists()]
-    lines = _report_lines(variant, runs, finals, wm, inputs)
+    lines = _report_lines(variant, runs, (finals, seeds), wm, inputs)
     atomic_write_text(out / "learning.md", "\n".join(lines))
     return finals
 
@@ -315,21 +350,34 @@ def _shown_finals(finals: pd.DataFrame) -> pd.DataFrame:
     )[["game", "seeds", "agent", "agent_seed_means", "random", "verdict"]]
 
 
+def _shown_seeds(seeds: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed table as shown in learning.md."""
+    return seeds.assign(
+        final_return=[
+            f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+            for m, lo, hi in zip(seeds["mean"], seeds.ci_low, seeds.ci_high)
+        ]
+    )[["game", "seed", "episodes", "final_return", "verdict"]]
+
+
 def _report_lines(
     variant: str,
     runs: list[RunRecord],
-    finals: pd.DataFrame,
+    returns: tuple[pd.DataFrame, pd.DataFrame],
     wm: pd.DataFrame,
     inputs: list[str],
 ) -> list[str]:
-    """The lines of learning.md."""
-    beaten = int((finals.verdict == "beats random (CIs disjoint)").sum())
+    """The lines of learning.md; `returns`: the pooled and the per-seed final-return tables."""
+    finals, seeds = returns
+    beaten = int((finals.verdict == BEATS).sum())
+    seeds_beaten = int((seeds.verdict == BEATS).sum())
     lines = [
         f"# Does it learn? Variant `{variant}` against a random policy",
         "",
         _protocol_line(runs),
         "",
-        f"**{beaten} of {len(finals)} games**: the agent's final mean return beats the random "
+        f"**{beaten} of {len(finals)} games** (seeds pooled) and **{seeds_beaten} of "
+        f"{len(seeds)} runs** (each seed alone): the agent's final mean return beats the random "
         "policy's with disjoint 95% CIs.",
         "",
         "## Final returns",
@@ -338,6 +386,10 @@ def _report_lines(
         "percentile-bootstrap CI over episodes; the random policy played the same protocol.",
         "",
         _shown_finals(finals).to_markdown(index=False),
+        "",
+        "Each seed alone, against the same random-policy CI:",
+        "",
+        _shown_seeds(seeds).to_markdown(index=False),
         "",
         "## Learning curves",
         "",
