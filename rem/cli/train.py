@@ -63,13 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def check_inputs(cfg: Config, run_dir: Path) -> None:
     """Expected problems, found before the run folder is touched: a run folder that cannot be
     created, and (for a run that has no checkpoint yet) missing perceptual-loss weights."""
+    from rem.runs.layout import checkpoints_dir
     from rem.training.checkpoint import CheckpointError, read_latest
     from rem.weights import WeightsError, require_perceptual_weights, weights_dir
 
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir {run_dir} is a file; give a folder")
     try:
-        resuming = read_latest(run_dir / "checkpoints") is not None
+        resuming = read_latest(checkpoints_dir(run_dir)) is not None
     except CheckpointError:
         resuming = True  # the trainer says what is wrong with it, and falls back if it can
     if cfg.tokenizer.perceptual_loss and not resuming:  # a checkpoint holds the LPIPS tensors
@@ -87,10 +88,11 @@ def check_disk(cfg: Config, run_dir: Path, margin: float) -> None:
     """Refuse (one line, the numbers) when the run folder's file system lacks what the run
     still needs; a finished run writes nothing, so it is not checked."""
     from rem.ops.plan import headroom
+    from rem.runs.layout import COMPLETED
 
     if margin < 0:
         raise UserError(f"--disk-margin {margin}: a fraction >= 0 (0.1 = 10% above the estimate)")
-    if (run_dir / "COMPLETED").is_file():
+    if (run_dir / COMPLETED).is_file():
         return
     refusal = headroom(cfg, run_dir, margin)
     if refusal is not None:
@@ -146,10 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
 def resume_note(run_dir: Path) -> str:
     """What a refused write left: the committed checkpoint the same command resumes from."""
+    from rem.runs.layout import checkpoints_dir
     from rem.training.checkpoint import CheckpointError, read_latest
 
     try:
-        record = read_latest(run_dir / "checkpoints")
+        record = read_latest(checkpoints_dir(run_dir))
     except CheckpointError as err:
         return str(err)
     if record is None:

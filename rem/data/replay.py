@@ -37,7 +37,7 @@ from rem.data.episode import Episode
 from rem.utils.atomic import atomic_write_bytes, atomic_write_json
 from rem.utils.faults import maybe_kill
 
-MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"  # the replay save's own format, not the run folder's (rem.runs.layout)
 FORMAT = 1
 ARRAYS = ("observations", "actions", "rewards", "ends")
 

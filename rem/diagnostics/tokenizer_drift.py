@@ -27,6 +27,7 @@ from rem.config import ConfigError
 from rem.data.replay import Replay, ReplayError
 from rem.diagnostics import one_line_errors
 from rem.models.agent import build_agent
+from rem.runs.layout import STATE, checkpoints_dir
 from rem.training.checkpoint import CheckpointError, load_state_file, read_latest
 from rem.training.restore import latest_replay, read_run
 from rem.training.run_dir import RunDirError
@@ -42,13 +43,13 @@ def probe_frames(replay: Replay, count: int) -> torch.Tensor:
 
 def committed_states(run_dir: Path) -> list[Path]:
     """state.pt of the kept previous checkpoint and of the latest one, oldest first."""
-    record = read_latest(run_dir / "checkpoints")
+    record = read_latest(checkpoints_dir(run_dir))
     if record is None:
         raise FileNotFoundError(
             f"{run_dir} has no committed checkpoint yet: wait for the first one"
         )
     names = [record["previous"]["name"]] if record.get("previous") else []
-    return [run_dir / "checkpoints" / name / "state.pt" for name in [*names, record["name"]]]
+    return [checkpoints_dir(run_dir) / name / STATE for name in [*names, record["name"]]]
 
 
 @torch.no_grad()

@@ -3,9 +3,11 @@
     <runs>/<variant>/<game>/<seed>/
         manifest.json   identity (game, variant, seed, resolved config) + provenance
         metrics.jsonl   one JSON line per epoch
-        checkpoints/    committed checkpoints (rem.training.checkpoint)
-        snapshots/      kept checkpoints of `run.snapshot_every`
-        media/          reconstructions and saved episodes
+        checkpoints/    committed checkpoints (rem.training.checkpoint):
+            LATEST.json     the commit record naming the latest checkpoint
+            epoch_N/        state.pt, and replay/ (the replay's own format, rem.data.replay)
+        snapshots/      kept checkpoints of `run.snapshot_every` (rem.training.snapshot)
+        media/          reconstructions/ and episodes/ (rem.training.media)
         failures.json   health stops, kept across attempts
         scores.json     the final evaluation
         COMPLETED       written last: the run is complete
@@ -29,6 +31,13 @@ FAILURES = "failures.json"
 SCORES = "scores.json"
 COMPLETED = "COMPLETED"
 LOCK = ".lock"
+# inside checkpoints/ and a checkpoint's folder
+LATEST = "LATEST.json"
+STATE = "state.pt"
+REPLAY = "replay"
+# inside media/
+RECONSTRUCTIONS = "reconstructions"
+EPISODES = "episodes"
 
 
 class RunKey(NamedTuple):
@@ -50,6 +59,18 @@ def run_dir_text(runs_dir: str | Path, variant: str, game: str, seed: int | str)
 def run_path(runs_dir: str | Path, key: RunKey) -> Path:
     """The folder of the run `key` under `runs_dir`."""
     return Path(runs_dir) / key.variant / key.game / str(key.seed)
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    """The folder of a run's committed checkpoints (what rem.training.checkpoint reads)."""
+    return Path(run_dir) / CHECKPOINTS
+
+
+def run_of_state(state: str | Path) -> Path:
+    """The run folder that holds the state file `state`: RUN/checkpoints/<name>/state.pt,
+    else (a copied state file) the file's own folder."""
+    state = Path(state)
+    return state.parents[2] if state.parent.parent.name == CHECKPOINTS else state.parent
 
 
 def evaluation_file(evaluations: str | Path, key: RunKey) -> Path:

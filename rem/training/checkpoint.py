@@ -46,15 +46,13 @@ import torch
 
 from rem.data.replay import MANIFEST as REPLAY_MANIFEST
 from rem.data.replay import ReplayError, verify_saved
+from rem.runs.layout import LATEST, REPLAY, STATE, run_of_state
 from rem.utils.atomic import atomic_torch_save, atomic_write_json, fsync_dir
 from rem.utils.disk_errors import is_refusal
 from rem.utils.faults import maybe_kill
 
 FORMAT = 2  # 2: state.pt loads with torch.load(weights_only=True); 1: it needed pickle
-LATEST = "LATEST.json"
 TMP = ".tmp"
-STATE = "state.pt"
-REPLAY = "replay"
 CORRUPT = "corrupt-"  # prefix of a checkpoint set aside after it failed verification on load
 
 
@@ -290,8 +288,7 @@ class UnsafeStateError(CheckpointError):
 
 def convert_command(path: Path) -> str:
     """The one-off command that converts the run folder holding state file `path`."""
-    run = path.parent.parent.parent if path.parent.parent.name == "checkpoints" else path.parent
-    return f"rem convert-checkpoint {run} --i-trust-this-folder"
+    return f"rem convert-checkpoint {run_of_state(path)} --i-trust-this-folder"
 
 
 def _unsafe_message(path: Path, err: Exception) -> str:

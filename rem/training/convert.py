@@ -20,10 +20,9 @@ from typing import Any
 
 import torch
 
+from rem.runs.layout import LATEST, STATE, checkpoints_dir
 from rem.training.checkpoint import (
     FORMAT,
-    LATEST,
-    STATE,
     CheckpointError,
     UnsafeStateError,
     file_record,
@@ -88,7 +87,7 @@ def _needs_conversion(root: Path, record: dict[str, Any]) -> bool:
 def convert_run(run_dir: str | Path, trust: bool) -> list[str]:
     """Convert the committed checkpoints of `run_dir` -> one line per checkpoint saying what
     was done. Without `trust`, nothing is read unsafely: CheckpointError names the flag."""
-    root = Path(run_dir) / "checkpoints"
+    root = checkpoints_dir(run_dir)
     record = read_latest(root)
     if record is None:
         raise CheckpointError(f"no committed checkpoint in {root} (no {LATEST})")

@@ -28,8 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from rem.config import Config
+from rem.data.replay import MANIFEST as REPLAY_MANIFEST
+from rem.runs.layout import (
+    CHECKPOINTS,
+    COMPLETED,
+    EPISODES,
+    LATEST,
+    MANIFEST,
+    MEDIA,
+    METRICS,
+    RECONSTRUCTIONS,
+    REPLAY,
+    SNAPSHOTS,
+    STATE,
+    checkpoints_dir,
+)
 
-KINDS = ("replay", "checkpoints", "snapshots", "media", "logs")
+LOGS = "logs"  # the kind of every file outside the folders the other kinds are named after
+KINDS = (REPLAY, CHECKPOINTS, SNAPSHOTS, MEDIA, LOGS)
 EPISODE_SETS = ("train", "test", "imagination")
 KEPT_CHECKPOINTS = 2  # rem.training.checkpoint keeps the newest two
 ACTIONS_FOR_SIZE = 18  # the full Atari action set: the action heads' share is tiny
@@ -60,15 +76,15 @@ class RunDisk:
 
 def _kind(rel: Path) -> str:
     top = rel.parts[0]
-    if top == "checkpoints":
-        return "replay" if "replay" in rel.parts else "checkpoints"
-    return top if top in ("snapshots", "media") else "logs"
+    if top == CHECKPOINTS:
+        return REPLAY if REPLAY in rel.parts else CHECKPOINTS
+    return top if top in (SNAPSHOTS, MEDIA) else LOGS
 
 
 def _replay_steps(checkpoints: Path) -> int:
     try:
-        latest = json.loads((checkpoints / "LATEST.json").read_text())
-        manifest = checkpoints / latest["name"] / "replay" / "manifest.json"
+        latest = json.loads((checkpoints / LATEST).read_text())
+        manifest = checkpoints / latest["name"] / REPLAY / REPLAY_MANIFEST
         return int(json.loads(manifest.read_text())["num_steps"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
@@ -92,7 +108,7 @@ def measure_run(path: str | Path) -> RunDisk:
             rel = full.relative_to(root)
             out.bytes[_kind(rel)] += st.st_size
             _note_detail(out, rel, st.st_size)
-    out.replay_steps = _replay_steps(root / "checkpoints")
+    out.replay_steps = _replay_steps(checkpoints_dir(root))
     out.epochs, out.preset_cfg = _metrics_and_config(root)
     return out
 
@@ -101,7 +117,7 @@ def _files_checkpoints_first(root: Path):
     """(folder, file names) under `root`, snapshots last: a snapshot's state.pt is a hard
     link of a checkpoint's, so its bytes count as the checkpoint's while that one exists."""
     try:
-        tops = sorted(os.scandir(root), key=lambda e: (e.name == "snapshots", e.name))
+        tops = sorted(os.scandir(root), key=lambda e: (e.name == SNAPSHOTS, e.name))
     except OSError:
         return
     loose = [e.name for e in tops if not e.is_dir(follow_symlinks=False)]
@@ -114,11 +130,11 @@ def _files_checkpoints_first(root: Path):
 
 def _note_detail(out: RunDisk, rel: Path, size: int) -> None:
     parts = rel.parts
-    if parts[0] == "checkpoints" and rel.name == "state.pt":
+    if parts[0] == CHECKPOINTS and rel.name == STATE:
         out.state_bytes = max(out.state_bytes, size)
-    elif parts[:2] == ("media", "episodes") and len(parts) == 4:
+    elif parts[:2] == (MEDIA, EPISODES) and len(parts) == 4:
         out.episode_files.setdefault(parts[2], []).append(size)
-    elif parts[:2] == ("media", "reconstructions"):
+    elif parts[:2] == (MEDIA, RECONSTRUCTIONS):
         out.reconstruction_bytes += size
         if rel.name.endswith("_t_000.png"):
             out.evaluations += 1
@@ -127,12 +143,12 @@ def _note_detail(out: RunDisk, rel: Path, size: int) -> None:
 def _metrics_and_config(root: Path) -> tuple[int, dict[str, Any] | None]:
     epochs = 0
     try:
-        with open(root / "metrics.jsonl", "rb") as f:
+        with open(root / METRICS, "rb") as f:
             epochs = sum(1 for line in f if line.strip() and b'"final"' not in line)
     except OSError:
         pass
     try:
-        cfg = json.loads((root / "manifest.json").read_text()).get("config")
+        cfg = json.loads((root / MANIFEST).read_text()).get("config")
     except (OSError, ValueError):
         cfg = None
     return epochs, cfg
@@ -192,12 +208,12 @@ def rates_from_runs(runs: list[RunDisk], source: str) -> Rates | None:
         episodes[kind] = statistics.mean(sizes) if sizes else 0.0
     evals = [r.reconstruction_bytes / r.evaluations for r in usable if r.evaluations]
     return Rates(
-        replay_per_step=statistics.median(r.bytes["replay"] / r.replay_steps for r in usable),
+        replay_per_step=statistics.median(r.bytes[REPLAY] / r.replay_steps for r in usable),
         state_bytes=state,
         state_overhead=max(0.0, state - model_bytes(cfg)),
         episode_bytes=episodes,
         reconstruction_per_eval=statistics.median(evals) if evals else 0.0,
-        logs_per_epoch=statistics.median(r.bytes["logs"] / max(1, r.epochs) for r in usable),
+        logs_per_epoch=statistics.median(r.bytes[LOGS] / max(1, r.epochs) for r in usable),
         runs=len(usable),
         source=source,
         measured_cfg=usable[0].preset_cfg,
@@ -225,7 +241,7 @@ def analytic_rates(cfg: Config) -> Rates:
 
 def measure_runs(folders: list[Path], source: str) -> Rates | None:
     """Rates from the finished runs among `folders` (a COMPLETED marker)."""
-    done = [measure_run(p) for p in folders if (Path(p) / "COMPLETED").is_file()]
+    done = [measure_run(p) for p in folders if (Path(p) / COMPLETED).is_file()]
     return rates_from_runs(done, source)
 
 
@@ -295,11 +311,11 @@ def estimate_run(cfg: Config, rates: Rates) -> RunEstimate:
     media = episodes + evaluations * rates.reconstruction_per_eval if cfg.run.save_media else 0
     return RunEstimate(
         bytes={
-            "replay": rates.replay_per_step * pixels * steps,
-            "checkpoints": KEPT_CHECKPOINTS * state,
-            "snapshots": snapshots * state,
-            "media": float(media),
-            "logs": rates.logs_per_epoch * cfg.run.epochs,
+            REPLAY: rates.replay_per_step * pixels * steps,
+            CHECKPOINTS: KEPT_CHECKPOINTS * state,
+            SNAPSHOTS: snapshots * state,
+            MEDIA: float(media),
+            LOGS: rates.logs_per_epoch * cfg.run.epochs,
         },
         agent_steps=steps,
         scaled=scaled,

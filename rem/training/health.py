@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
+from rem.runs.layout import FAILURES
 from rem.utils.atomic import atomic_write_json
 
-FAILURES = "failures.json"
 NAN_VAR = "REM_TEST_NAN_AT"
 
 

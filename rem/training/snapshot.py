@@ -17,10 +17,9 @@ import os
 import shutil
 from pathlib import Path
 
-from rem.training.checkpoint import FORMAT, LATEST, STATE, read_latest
+from rem.runs.layout import LATEST, MANIFEST, SNAPSHOTS, STATE, checkpoints_dir
+from rem.training.checkpoint import FORMAT, read_latest
 from rem.utils.atomic import atomic_write_json, fsync_dir
-
-SNAPSHOTS = "snapshots"
 
 
 def snapshot_path(run_path: str | Path, epoch: int) -> Path:
@@ -30,23 +29,23 @@ def snapshot_path(run_path: str | Path, epoch: int) -> Path:
 def save_snapshot(run_path: str | Path, epoch: int) -> Path:
     """Keep the committed checkpoint of `epoch` (it must be the latest) as a snapshot."""
     run_path = Path(run_path)
-    record = read_latest(run_path / "checkpoints")
+    record = read_latest(checkpoints_dir(run_path))
     if record is None or record["epoch"] != epoch:
         raise ValueError(f"no committed checkpoint of epoch {epoch} in {run_path}")
     final = snapshot_path(run_path, epoch)
     tmp = final.with_name(f".tmp-{final.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    folder = tmp / "checkpoints" / record["name"]
+    folder = checkpoints_dir(tmp) / record["name"]
     folder.mkdir(parents=True)
-    source = run_path / "checkpoints" / record["name"] / STATE
+    source = checkpoints_dir(run_path) / record["name"] / STATE
     try:
         os.link(source, folder / STATE)
     except OSError:  # file systems without hard links: copy
         shutil.copy2(source, folder / STATE)
-    shutil.copy2(run_path / "manifest.json", tmp / "manifest.json")
+    shutil.copy2(run_path / MANIFEST, tmp / MANIFEST)
     files = {STATE: record["files"][STATE]}
     atomic_write_json(
-        tmp / "checkpoints" / LATEST,
+        checkpoints_dir(tmp) / LATEST,
         {
             "format": FORMAT,
             "epoch": epoch,
