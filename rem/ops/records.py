@@ -13,6 +13,10 @@ STATES = ("pending", "running", "stalled", "failed", "completed")
 
 @dataclass
 class RunStatus:
+    """Where one run stands for `rem status`: its state, progress, timing and ETA, probed from
+    its run folder, lock and logs (rem.ops.probe). Progress, not results: a finished run's
+    metrics are the learning report's `RunRecord`, its final score a reproduction `Run`."""
+
     variant: str
     game: str
     seed: int

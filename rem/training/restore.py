@@ -34,7 +34,9 @@ from rem.training.run_dir import RunDir, RunDirError
 
 @dataclass
 class RunInfo:
-    """A run folder as written by `rem train`, opened for reading."""
+    """A run folder as written by `rem train`, opened to rebuild its agent and env: the
+    resolved config, the manifest and the game's actions (torch side; rem.runs.files reads
+    the same files without torch, rem.training.run_dir.RunDir writes them)."""
 
     path: Path
     game: str

@@ -67,6 +67,10 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Run:
+    """One run's final score as a row of the tidy score table (rem.results.reports.tidy):
+    raw and human-normalised score and the episodes behind them, read from the table, never
+    from the run folder (that is the learning report's `RunRecord`)."""
+
     variant: str
     game: str
     seed: int
