@@ -1,4 +1,5 @@
-"""The paper's comparisons regenerated from the published scores.
+"""The paper's comparisons regenerated from the published scores: each study is computed
+into a `Study` (scores, intervals, protocols, provenance), then rendered into files.
 
 main:      SimPLe, DreamerV3, TWM, STORM, IRIS and REM on the 26 Atari 100k games (+ any
            extra baseline the config names), aggregates with CIs, per-game table, IQM
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -200,10 +202,11 @@ def _provenance(
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _missing_note(cfg: ResultsConfig, missing: list[str]) -> str:
+def _missing_note(missing: dict[str, str]) -> str:
+    """missing: absent extra baseline -> the path where it was expected."""
     if not missing:
         return ""
-    items = ", ".join(f"{m} (expected {display_path(cfg.extra_path(m))})" for m in missing)
+    items = ", ".join(f"{m} (expected {path})" for m, path in missing.items())
     return f"\n**Missing baselines** listed in `results.baselines_extra` but not found: {items}.\n"
 
 
@@ -216,107 +219,177 @@ def _intervals(cfg: ResultsConfig, hns: dict, others: list[str]) -> tuple:
     return agg, profiles, improvement_intervals(pairs, cfg.reps_improvement, cfg.seed)
 
 
-def run_main(cfg: ResultsConfig, out: Path) -> Written:
+@dataclass
+class Study:
+    """One study computed from the published scores, before anything is written: the scores,
+    every interval, the protocol comparison and the provenance record."""
+
+    name: str  # "main" or "ablations"
+    prefix: str  # output file prefix: "" or "ablations_"
+    algos: list[Algorithm]
+    games: tuple[str, ...]
+    refs: References
+    raw: dict[str, Scores]
+    protocols: StudyProtocols
+    agg: dict
+    profiles: dict
+    poi: dict
+    provenance: str
+    missing: dict[str, str] = field(default_factory=dict)  # absent extra -> expected path
+    wide: dict[str, Scores] = field(default_factory=dict)  # ablations beyond the subset
+    wide_agg: dict = field(default_factory=dict)
+
+    @property
+    def others(self) -> list[str]:
+        return [a.label for a in self.algos if a.label != REFERENCE]
+
+    @property
+    def colours(self) -> dict[str, str]:
+        return figures.palette({a.label: a.colour for a in self.algos})
+
+
+def compute_main(cfg: ResultsConfig) -> Study:
+    """REM against every baseline of the paper (and the configured extras) on all games."""
     refs = load_references(cfg.published_dir)
-    games = refs.games
     algos, missing = main_algorithms(cfg)
-    warnings: list[P.ProtocolWarning | str] = [
-        f"rem.results: baseline {m!r} is listed in results.baselines_extra but "
-        f"{display_path(cfg.extra_path(m))} does not exist; leaving it out"
-        for m in missing
-    ]
-    raw = _load(cfg, algos, games, games)
+    raw = _load(cfg, algos, refs.games, refs.games)
     hns = {name: normalize(refs, s) for name, s in raw.items()}
-    colours = figures.palette({a.label: a.colour for a in algos})
-
-    baselines = [a.label for a in algos if a.label != REFERENCE]
     protocols = StudyProtocols(cfg, algos, "main comparison (REM vs each baseline)")
-    agg, profiles, poi = _intervals(cfg, hns, baselines)
-
-    out.mkdir(parents=True, exist_ok=True)
-    n = len(games)
-    note = _missing_note(cfg, missing) + protocols.markdown()
-    tables.write_aggregates_csv(out / "aggregates.csv", agg)
-    atomic_write_text(
-        out / "aggregates.md",
-        tables.aggregates_markdown(
-            agg,
-            f"Aggregate human-normalised scores on the {n} Atari 100k games: point estimate "
-            "[95% stratified-bootstrap CI].",
-        )
-        + note,
+    others = [a.label for a in algos if a.label != REFERENCE]
+    agg, profiles, poi = _intervals(cfg, hns, others)
+    return Study(
+        name="main",
+        prefix="",
+        algos=algos,
+        games=refs.games,
+        refs=refs,
+        raw=raw,
+        protocols=protocols,
+        agg=agg,
+        profiles=profiles,
+        poi=poi,
+        provenance=_provenance(cfg, algos, raw, missing, protocols),
+        missing={m: display_path(cfg.extra_path(m)) for m in missing},
     )
-    table = tables.PerGameTable(raw, refs, agg, games)
-    table.write_csv(out / "per_game.csv")
-    caption = f"Mean raw score per game (Atari 100k, {n} games); aggregates of human-normalised scores below."
-    atomic_write_text(out / "per_game.md", table.markdown(caption) + note)
-    atomic_write_text(
-        out / "per_game.tex", table.latex(caption, "tab:atari100k", protocols.latex())
-    )
-    tables.write_interval_csv(out / "probability_of_improvement.csv", "pair", poi)
-    tables.write_profiles_csv(out / "performance_profile.csv", TAUS, profiles)
-    atomic_write_text(out / "provenance.json", _provenance(cfg, algos, raw, missing, protocols))
-    protocols.write(out, "main comparison")
-
-    def save(fig, stem: str) -> None:
-        figures.save(protocols.stamp(fig), out, stem)
-
-    save(figures.aggregates_figure(agg, colours), "aggregates")
-    save(figures.iqm_figure(agg, colours, REFERENCE), "iqm")
-    save(figures.profile_figure(profiles, TAUS, colours), "performance_profile")
-    save(
-        figures.improvement_figure(poi, [colours[b] for b in baselines]),
-        "probability_of_improvement",
-    )
-    return Written([out / f for f in study_outputs("main")], [*warnings, protocols.warning])
 
 
-def run_ablations(cfg: ResultsConfig, out: Path) -> Written:
+def compute_ablations(cfg: ResultsConfig) -> Study:
+    """REM against each of its ablations on the configured subset, and beyond it where an
+    ablation has runs on more games."""
     refs = load_references(cfg.published_dir)
     games = _ablation_games(cfg, refs.games)
     algos = list(ABLATIONS)
     raw = _load(cfg, algos, games, refs.games)
     hns = {name: normalize(refs, s) for name, s in raw.items()}
-    others = [a.label for a in algos if a.label != REFERENCE]
     protocols = StudyProtocols(cfg, algos, "ablations (REM vs each ablation)", "ablations_")
-    agg, profiles, poi = _intervals(cfg, hns, others)
+    agg, profiles, poi = _intervals(cfg, hns, [a.label for a in algos if a.label != REFERENCE])
     wide = _beyond_subset(cfg, algos, games, refs)
-    wide_agg = aggregate_intervals(wide, cfg.reps_aggregates, cfg.seed) if wide else {}
+    return Study(
+        name="ablations",
+        prefix="ablations_",
+        algos=algos,
+        games=games,
+        refs=refs,
+        raw=raw,
+        protocols=protocols,
+        agg=agg,
+        profiles=profiles,
+        poi=poi,
+        provenance=_provenance(cfg, algos, raw, [], protocols),
+        wide=wide,
+        wide_agg=aggregate_intervals(wide, cfg.reps_aggregates, cfg.seed) if wide else {},
+    )
 
+
+def render_main(study: Study, out: Path) -> Written:
+    """The main comparison's tables, figures, protocol pages and provenance into `out`."""
+    warnings: list[P.ProtocolWarning | str] = [
+        f"rem.results: baseline {m!r} is listed in results.baselines_extra but {path} does "
+        "not exist; leaving it out"
+        for m, path in study.missing.items()
+    ]
     out.mkdir(parents=True, exist_ok=True)
-    n = len(games)
-    tables.write_aggregates_csv(out / "ablations_aggregates.csv", agg)
-    tables.write_aggregates_csv(out / "ablations_all_games_aggregates.csv", wide_agg)
+    n = len(study.games)
+    note = _missing_note(study.missing) + study.protocols.markdown()
+    tables.write_aggregates_csv(out / "aggregates.csv", study.agg)
+    atomic_write_text(
+        out / "aggregates.md",
+        tables.aggregates_markdown(
+            study.agg,
+            f"Aggregate human-normalised scores on the {n} Atari 100k games: point estimate "
+            "[95% stratified-bootstrap CI].",
+        )
+        + note,
+    )
+    table = tables.PerGameTable(study.raw, study.refs, study.agg, study.games)
+    table.write_csv(out / "per_game.csv")
+    caption = f"Mean raw score per game (Atari 100k, {n} games); aggregates of human-normalised scores below."
+    atomic_write_text(out / "per_game.md", table.markdown(caption) + note)
+    atomic_write_text(
+        out / "per_game.tex", table.latex(caption, "tab:atari100k", study.protocols.latex())
+    )
+    _write_intervals_and_provenance(study, out)
+    colours = study.colours
+    save = _saver(study, out)
+    save(figures.aggregates_figure(study.agg, colours), "aggregates")
+    save(figures.iqm_figure(study.agg, colours, REFERENCE), "iqm")
+    save(figures.profile_figure(study.profiles, TAUS, colours), "performance_profile")
+    save(
+        figures.improvement_figure(study.poi, [colours[b] for b in study.others]),
+        "probability_of_improvement",
+    )
+    return Written([out / f for f in study_outputs("main")], [*warnings, study.protocols.warning])
+
+
+def render_ablations(study: Study, out: Path) -> Written:
+    """The ablation study's tables, figures (with the summary), protocol pages and
+    provenance into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    protocols = study.protocols
+    tables.write_aggregates_csv(out / "ablations_aggregates.csv", study.agg)
+    tables.write_aggregates_csv(out / "ablations_all_games_aggregates.csv", study.wide_agg)
     atomic_write_text(
         out / "ablations_aggregates.md",
-        _ablations_markdown(games, agg, wide, wide_agg) + protocols.markdown(),
+        _ablations_markdown(study.games, study.agg, study.wide, study.wide_agg)
+        + protocols.markdown(),
     )
-    table = tables.PerGameTable(raw, refs, agg, games)
+    table = tables.PerGameTable(study.raw, study.refs, study.agg, study.games)
     table.write_csv(out / "ablations_per_game.csv")
-    caption = f"Ablations: mean raw score per game on the {n}-game subset; aggregates of human-normalised scores below."
+    caption = f"Ablations: mean raw score per game on the {len(study.games)}-game subset; aggregates of human-normalised scores below."
     atomic_write_text(out / "ablations_per_game.md", table.markdown(caption) + protocols.markdown())
     atomic_write_text(
         out / "ablations_per_game.tex", table.latex(caption, "tab:ablations", protocols.latex())
     )
-    tables.write_interval_csv(out / "ablations_probability_of_improvement.csv", "pair", poi)
-    tables.write_profiles_csv(out / "ablations_performance_profile.csv", TAUS, profiles)
-    atomic_write_text(
-        out / "ablations_provenance.json", _provenance(cfg, algos, raw, [], protocols)
-    )
-    protocols.write(out, "ablations")
-    colours = figures.palette({a.label: a.colour for a in algos})
-
-    def save(fig, stem: str) -> None:
-        figures.save(protocols.stamp(fig), out, stem)
-
-    save(figures.aggregates_figure(agg, colours), "ablations_aggregates")
-    save(figures.profile_figure(profiles, TAUS, colours), "ablations_performance_profile")
+    _write_intervals_and_provenance(study, out)
+    colours = study.colours
+    save = _saver(study, out)
+    save(figures.aggregates_figure(study.agg, colours), "ablations_aggregates")
+    save(figures.profile_figure(study.profiles, TAUS, colours), "ablations_performance_profile")
     save(
-        figures.improvement_figure(poi, [colours[b] for b in others]),
+        figures.improvement_figure(study.poi, [colours[b] for b in study.others]),
         "ablations_probability_of_improvement",
     )
-    save(figures.summary_figure(poi, agg, colours, REFERENCE), "ablations_summary")
+    save(figures.summary_figure(study.poi, study.agg, colours, REFERENCE), "ablations_summary")
     return Written([out / f for f in study_outputs("ablations")], [protocols.warning])
+
+
+def _write_intervals_and_provenance(study: Study, out: Path) -> None:
+    """The files both studies write alike: P(X > Y), performance profiles, provenance and
+    the protocol pages."""
+    prefix = study.prefix
+    tables.write_interval_csv(out / f"{prefix}probability_of_improvement.csv", "pair", study.poi)
+    tables.write_profiles_csv(out / f"{prefix}performance_profile.csv", TAUS, study.profiles)
+    atomic_write_text(out / f"{prefix}provenance.json", study.provenance)
+    study.protocols.write(out, "main comparison" if study.name == "main" else "ablations")
+
+
+def _saver(study: Study, out: Path):
+    """A figure saver that stamps the study's protocol differences on each figure."""
+
+    def save(fig, stem: str) -> None:
+        figures.save(study.protocols.stamp(fig), out, stem)
+
+    return save
 
 
 def _ablation_games(cfg: ResultsConfig, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -377,9 +450,9 @@ def run_paper(
     written = Written()
     for study in studies:
         if study == "main":
-            written += run_main(cfg, out)
+            written += render_main(compute_main(cfg), out)
         elif study == "ablations":
-            written += run_ablations(cfg, out)
+            written += render_ablations(compute_ablations(cfg), out)
         else:
             raise ValueError(f"unknown study {study!r}; expected main or ablations")
     return written
