@@ -7,7 +7,8 @@
             LATEST.json     the commit record naming the latest checkpoint
             epoch_N/        state.pt, and replay/ (the replay's own format, rem.data.replay)
         snapshots/      kept checkpoints of `run.snapshot_every` (rem.training.snapshot)
-        media/          reconstructions/ and episodes/ (rem.training.media)
+        media/          reconstructions/ and episodes/ (rem.training.media), recordings/
+                        (`rem play`)
         failures.json   health stops, kept across attempts
         scores.json     the final evaluation
         COMPLETED       written last: the run is complete
@@ -38,6 +39,7 @@ REPLAY = "replay"
 # inside media/
 RECONSTRUCTIONS = "reconstructions"
 EPISODES = "episodes"
+RECORDINGS = "recordings"  # videos recorded in `rem play`
 
 
 class RunKey(NamedTuple):

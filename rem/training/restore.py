@@ -50,11 +50,11 @@ class RunInfo:
 
     @property
     def episodes_dir(self) -> Path:
-        return self.media_dir / "episodes"
+        return self.media_dir / layout.EPISODES
 
     @property
     def recordings_dir(self) -> Path:
-        return self.media_dir / "recordings"
+        return self.media_dir / layout.RECORDINGS
 
     def make_env(self, seed: int):
         """The run's test env (the reference's play tool watches the test protocol too)."""

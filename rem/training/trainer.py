@@ -46,6 +46,7 @@ from rem.evaluation.world_model_eval import (
 )
 from rem.models.agent import build_agent
 from rem.models.optim import build_optimizers
+from rem.runs import layout
 from rem.runs.files import read_metrics
 from rem.training.checkpoint import clean_debris, load_checkpoint, read_latest, save_checkpoint
 from rem.training.components import COMPONENTS, TOKENIZER, WORLD_MODEL, ComponentSpec
@@ -168,7 +169,7 @@ class Trainer:
         ]
         self.samplers = {c.name: c.sampler for c in self.components}
         self.num_test_episodes = 0
-        media = self.run.media / "episodes"
+        media = self.run.media / layout.EPISODES
         self.savers = {k: EpisodeSaver(media, k) for k in ("train", "test", "imagination")}
 
     def _configure_torch(self) -> None:
@@ -374,7 +375,7 @@ class Trainer:
         if sampler.rebuild() > 0:
             x = self.to_device(sampler.sample())["observations"]
             recon = self.agent.tokenizer.reconstruct(x.flatten(0, 1)).view_as(x)
-            save_reconstructions(self.run.media / "reconstructions", epoch, x, recon)
+            save_reconstructions(self.run.media / layout.RECONSTRUCTIONS, epoch, x, recon)
 
     def _inspect_imagination(self, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, Any]:
         """One imagination rollout from test segments; returns, lengths, actions."""
@@ -480,7 +481,7 @@ class Trainer:
             state, folder = load_checkpoint(
                 run.checkpoints, map_location=self.device, fallback=True, warn=self.log
             )
-        self.setup(folder / "replay" if folder is not None else None)
+        self.setup(folder / layout.REPLAY if folder is not None else None)
         if state is not None:
             self._load(state)
             start = state["epoch"] + 1
