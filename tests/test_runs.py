@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,21 @@ def test_a_config_expands_into_runs_in_the_workflows_order():
     assert parse_run_keys(["rem:Pong:3"]) == [RunKey("rem", "Pong", 3)]
     with pytest.raises(SweepError, match="VARIANT:GAME:SEED"):
         parse_run_keys(["rem:Pong"])
+
+
+def test_the_write_fault_hook_classifies_the_layouts_own_names():
+    """rem.utils.write_faults sits below rem.runs (layer 0, used by every atomic write), so it
+    spells the run-folder names itself; this keeps its spelling equal to rem.runs.layout's."""
+    from rem.runs import layout
+    from rem.utils.write_faults import write_kind
+
+    run = Path("runs/rem/Pong/0")
+    epoch = layout.checkpoints_dir(run) / "epoch_000010"
+    assert write_kind(epoch / layout.REPLAY / "episode_0.npz") == "replay"
+    assert write_kind(epoch / layout.STATE) == "state"
+    assert write_kind(layout.checkpoints_dir(run) / layout.LATEST) == "commit"
+    assert write_kind(run / layout.METRICS) == "metrics"
+    assert write_kind(run / layout.MEDIA / layout.EPISODES / "train_1.npz") == "media"
+    assert write_kind(run / layout.SCORES) == "scores"
+    for name in (layout.MANIFEST, layout.FAILURES, layout.COMPLETED):
+        assert write_kind(run / name) == "report"

@@ -29,7 +29,8 @@ FILLER = "rem-test-filler"
 MODES = ("full", "denied")  # read-only: remount before the run (a writable fd blocks it)
 PAGE = 4096
 
-# kind -> how its paths look (checked in order)
+# kind -> how its paths look (checked in order). The names are rem.runs.layout's, spelled here
+# because rem.utils sits below rem.runs; tests/test_runs.py keeps the two spellings equal.
 KINDS = {
     "replay": "a file of a checkpoint's replay/ folder (episode files, manifest)",
     "state": "a checkpoint's state.pt",
